@@ -1,0 +1,74 @@
+"""Architecture settings of the multi-input synthesis network, stored in every checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from mrsynth.contrasts import canonical_contrast
+
+FusionKind = Literal["max", "mean"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What the network is: its input contrasts (in order), target, and layer sizes.
+
+    The defaults follow the paper (Joyce et al. 2017, Fig. 3): a 16-channel latent, one
+    U-Net-like encoder per input, an affine spatial transformer and voxel-wise max fusion.
+    """
+
+    inputs: tuple[str, ...]
+    target: str
+    latent_channels: int = 16
+    encoder_features: int = 32
+    decoder_features: int = 16
+    use_spatial_transformer: bool = True
+    fusion: FusionKind = "max"
+    context_slices: int = 0  # neighbouring slices on each side fed as extra channels (0: the paper's 2D)
+
+    def __post_init__(self) -> None:
+        inputs = tuple(canonical_contrast(c) for c in self.inputs)
+        object.__setattr__(self, "inputs", inputs)
+        object.__setattr__(self, "target", canonical_contrast(self.target))
+        if not inputs:
+            raise ValueError("a model needs at least one input contrast")
+        if len(set(inputs)) != len(inputs):
+            raise ValueError(f"input contrasts repeat: {inputs}")
+        if self.fusion not in ("max", "mean"):
+            raise ValueError(f"fusion must be 'max' or 'mean', not {self.fusion!r}")
+        if self.latent_channels < 1 or self.encoder_features < 1 or self.decoder_features < 1:
+            raise ValueError("layer sizes must be positive")
+        if self.context_slices < 0:
+            raise ValueError("context_slices must be >= 0")
+
+    @property
+    def channels_per_input(self) -> int:
+        return 1 + 2 * self.context_slices
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["inputs"] = list(self.inputs)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        known = {f for f in cls.__dataclass_fields__}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs["inputs"] = tuple(kwargs["inputs"])
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the paper's three cost terms (default 1, 1, 1)."""
+
+    fused_mae: float = 1.0
+    latent_variance: float = 1.0
+    individual_mae: float = 1.0
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+__all__ = ["FusionKind", "LossWeights", "ModelConfig", "field"]

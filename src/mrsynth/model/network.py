@@ -1,0 +1,106 @@
+"""The multi-input synthesis network: encoders -> spatial transformer -> fusion -> decoder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from mrsynth.model.config import ModelConfig
+from mrsynth.model.decoder import ShallowDecoder
+from mrsynth.model.encoder import UNetEncoder
+from mrsynth.model.fusion import fuse
+from mrsynth.model.spatial_transformer import AffineSpatialTransformer
+
+
+@dataclass
+class SynthesisOutput:
+    """What one forward pass produces.
+
+    Latents are stored per present (sample, contrast) pair: pair ``p`` belongs to sample
+    ``pair_batch[p]`` and input contrast ``pair_contrast[p]``; absent contrasts have no pair.
+    """
+
+    image: torch.Tensor  # (B, 1, H, W) synthesised target from the fused latent
+    fused_latent: torch.Tensor  # (B, L, H, W)
+    aligned_latents: torch.Tensor  # (P, L, H, W)
+    pair_batch: torch.Tensor  # (P,)
+    pair_contrast: torch.Tensor  # (P,)
+    individual_images: torch.Tensor | None  # (P, 1, H, W) each aligned latent decoded on its own
+
+
+class MultiInputSynthesisNet(nn.Module):
+    """Synthesise the target contrast from ANY non-empty subset of the input contrasts.
+
+    ``forward(images, present)`` takes ``images`` of shape ``(B, C, H, W)`` (or
+    ``(B, C, K, H, W)`` with ``K = 1 + 2 * context_slices`` neighbouring slices) and a boolean
+    ``present`` of shape ``(B, C)``. Only present slices are encoded, so an absent contrast's
+    tensor has no influence at all, and the set of present contrasts may differ per sample.
+
+    >>> net = MultiInputSynthesisNet(ModelConfig(inputs=("t1", "t2"), target="flair"))
+    >>> out = net(torch.rand(2, 2, 32, 32), torch.tensor([[True, False], [True, True]]))
+    >>> tuple(out.image.shape)
+    (2, 1, 32, 32)
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.encoders = nn.ModuleList(
+            UNetEncoder(config.channels_per_input, config.encoder_features, config.latent_channels)
+            for _ in config.inputs
+        )
+        self.spatial_transformer = (
+            AffineSpatialTransformer(config.latent_channels) if config.use_spatial_transformer else None
+        )
+        self.decoder = ShallowDecoder(config.latent_channels, config.decoder_features)
+
+    def encode(self, images: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Encode every present slice with its contrast's encoder; returns (latents, pair_batch, pair_contrast)."""
+        if images.dim() == 4:
+            images = images.unsqueeze(2)
+        batch, n_contrasts = images.shape[:2]
+        if n_contrasts != len(self.encoders) or present.shape != (batch, n_contrasts):
+            raise ValueError(
+                f"expected {len(self.encoders)} input contrasts {self.config.inputs} and a present mask of "
+                f"shape ({batch}, {len(self.encoders)}); got images {tuple(images.shape)}, present {tuple(present.shape)}"
+            )
+        present = present.to(device=images.device, dtype=torch.bool)
+        if not bool(present.any(dim=1).all()):
+            raise ValueError("every sample needs at least one present input contrast")
+        pair_batch, pair_contrast = present.nonzero(as_tuple=True)
+        chunks, order = [], []
+        for c, encoder in enumerate(self.encoders):
+            rows = (pair_contrast == c).nonzero(as_tuple=True)[0]
+            if rows.numel() == 0:
+                continue
+            chunks.append(encoder(images[pair_batch[rows], c]))
+            order.append(rows)
+        latents = torch.cat(chunks)[torch.argsort(torch.cat(order))]
+        return latents, pair_batch, pair_contrast
+
+    def align(self, latents: torch.Tensor, pair_batch: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """Align every latent to its sample's reference: the first present contrast of the input list."""
+        if self.spatial_transformer is None:
+            return latents
+        counts = torch.bincount(pair_batch, minlength=batch_size)
+        first_pair = torch.cumsum(counts, 0) - counts  # pairs are sorted by sample, then contrast
+        moving = (torch.arange(len(pair_batch), device=latents.device) != first_pair[pair_batch]).nonzero(as_tuple=True)[0]
+        if moving.numel() == 0:
+            return latents
+        reference = latents[first_pair[pair_batch[moving]]]
+        warped = self.spatial_transformer(reference, latents[moving])
+        return latents.index_copy(0, moving, warped.to(latents.dtype))
+
+    def forward(self, images: torch.Tensor, present: torch.Tensor, decode_individual: bool = True) -> SynthesisOutput:
+        batch_size = images.shape[0]
+        latents, pair_batch, pair_contrast = self.encode(images, present)
+        aligned = self.align(latents, pair_batch, batch_size)
+        fused = fuse(self.config.fusion, aligned, pair_batch, pair_contrast, batch_size, len(self.encoders))
+        if decode_individual:
+            decoded = self.decoder(torch.cat([fused, aligned]))
+            image, individual = decoded[:batch_size], decoded[batch_size:]
+        else:
+            image, individual = self.decoder(fused), None
+        return SynthesisOutput(image, fused, aligned, pair_batch, pair_contrast, individual)
