@@ -1,0 +1,51 @@
+"""Training settings, stored in every checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from mrsynth.model.config import LossWeights
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train: optimiser, schedule, early stopping, device and reproducibility.
+
+    ``input_dropout`` is the probability of hiding each input contrast of a training sample
+    (at least one is always kept); 0 reproduces the paper, which trains on every input.
+    """
+
+    epochs: int = 30
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    val_fraction: float = 0.2
+    patience: int = 8
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    input_dropout: float = 0.0
+    max_batches_per_epoch: int | None = None
+    loss_weights: LossWeights = field(default_factory=LossWeights)
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch size must be at least 1")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError("val_fraction must be in [0, 1)")
+        if not 0.0 <= self.input_dropout < 1.0:
+            raise ValueError("input_dropout must be in [0, 1)")
+        if self.learning_rate <= 0:
+            raise ValueError("learning rate must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        kwargs = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        if isinstance(kwargs.get("loss_weights"), dict):
+            kwargs["loss_weights"] = LossWeights(**kwargs["loss_weights"])
+        return cls(**kwargs)

@@ -1,0 +1,196 @@
+"""The training loop: Adam, subject-wise validation, early stopping, atomic checkpoints, resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from mrsynth.data.slices import SliceSet
+from mrsynth.errors import MrsynthError
+from mrsynth.model import ModelConfig, MultiInputSynthesisNet, synthesis_loss
+from mrsynth.training.batches import context_rows, iterate_batches
+from mrsynth.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from mrsynth.training.config import TrainConfig
+from mrsynth.training.splits import split_subjects
+
+log = logging.getLogger(__name__)
+
+BEST_NAME, LAST_NAME, HISTORY_NAME = "model.pt", "last.pt", "history.csv"
+TERMS = ("total", "fused_mae", "latent_variance", "individual_mae")
+
+
+@dataclass
+class TrainResult:
+    """Where a run left its files and how it went."""
+
+    run_dir: Path
+    best_checkpoint: Path
+    best_epoch: int
+    best_value: float
+    history: list[dict[str, float]] = field(default_factory=list)
+    train_subjects: list[str] = field(default_factory=list)
+    val_subjects: list[str] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` picks CUDA when available, else CPU; other names go to ``torch.device``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise MrsynthError(f"--device {name}: CUDA is not available on this machine (use --device cpu or auto)")
+    return device
+
+
+def _autocast(device: torch.device, enabled: bool):
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def _rows_of(slices: SliceSet, subjects: list[str]) -> np.ndarray:
+    ids = [slices.subjects.index(s) for s in subjects]
+    return np.flatnonzero(np.isin(slices.subject, ids))
+
+
+def evaluate_loss(model: MultiInputSynthesisNet, slices: SliceSet, rows: np.ndarray, config: TrainConfig,
+                  device: torch.device, neighbours: np.ndarray | None = None) -> dict[str, float]:
+    """Average the cost terms over ``rows`` (weighted by batch size), without gradients."""
+    model.eval()
+    sums = dict.fromkeys(TERMS, 0.0)
+    with torch.inference_mode(), _autocast(device, config.amp):
+        for batch in iterate_batches(slices, rows, config.batch_size, device, neighbours=neighbours):
+            terms = synthesis_loss(model(batch.images, batch.present), batch.target, config.loss_weights).as_floats()
+            for name in TERMS:
+                sums[name] += terms[name] * len(batch.target)
+    return {name: value / max(1, len(rows)) for name, value in sums.items()}
+
+
+def _write_history(path: Path, history: list[dict[str, float]]) -> None:
+    if not history:
+        return
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+    tmp.replace(path)
+
+
+def train_model(slices: SliceSet, model_config: ModelConfig, config: TrainConfig, run_dir: str | Path, *,
+                preprocess: dict[str, Any] | None = None, training_data: dict[str, Any] | None = None,
+                resume: bool = False, overwrite: bool = False, initial_state: dict[str, torch.Tensor] | None = None,
+                trainable: tuple[str, ...] = ("encoders", "spatial_transformer", "decoder"),
+                val_subjects: list[str] | None = None) -> TrainResult:
+    """Train the network on ``slices`` and keep the best checkpoint (lowest validation fused MAE).
+
+    ``trainable`` names the parts whose weights are updated (``("decoder",)`` fine-tunes the
+    decoder alone, as in the paper's transfer experiment); ``initial_state`` starts from given
+    weights. With ``resume`` the run continues from ``run_dir/last.pt``.
+    """
+    run_dir = Path(run_dir)
+    best_path, last_path = run_dir / BEST_NAME, run_dir / LAST_NAME
+    if slices.contrasts != model_config.inputs:
+        slices = slices.select_contrasts(model_config.inputs)
+    if len(slices) == 0:
+        raise MrsynthError("no training slices: no subject has any of the model's input contrasts")
+    if best_path.exists() and not (resume or overwrite):
+        raise MrsynthError(f"{run_dir} already holds a trained model; use --resume to continue it or choose another --out")
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    model = MultiInputSynthesisNet(model_config)
+    if initial_state is not None:
+        model.load_state_dict(initial_state)
+    model.to(device)
+    for name, module in model.named_children():
+        for parameter in module.parameters():
+            parameter.requires_grad_(name in trainable)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.Adam(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
+
+    if val_subjects is None:
+        train_subjects, val_subjects = split_subjects(slices.subjects, config.val_fraction, config.seed)
+    else:
+        train_subjects = [s for s in slices.subjects if s not in val_subjects]
+    start_epoch, best_value, best_epoch, stale, history = 0, float("inf"), -1, 0, []
+    if resume and last_path.exists():
+        saved, state = load_checkpoint(last_path)
+        if saved.model_config != model_config:
+            raise MrsynthError(f"{last_path}: the run being resumed has a different model configuration")
+        model.load_state_dict(saved.state_dict)
+        optimiser.load_state_dict(state["optimiser"])
+        start_epoch, best_value, best_epoch = int(state["epoch"]) + 1, float(state["best_value"]), int(state["best_epoch"])
+        stale, history = int(state["stale"]), list(state["history"])
+        train_subjects, val_subjects = list(state["train_subjects"]), list(state["val_subjects"])
+        log.info("resuming %s at epoch %d", run_dir, start_epoch + 1)
+    train_rows, val_rows = _rows_of(slices, train_subjects), _rows_of(slices, val_subjects)
+    neighbours = context_rows(slices, model_config.context_slices) if model_config.context_slices else None
+    monitor = "val_fused_mae" if len(val_rows) else "train_fused_mae"
+    data_info = {**(training_data or {}), "train_subjects": train_subjects, "val_subjects": val_subjects,
+                 "input_dropout": config.input_dropout, "monitor": monitor}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(
+        {"model": model_config.to_dict(), "train": config.to_dict(), "preprocess": preprocess or {}, "data": data_info},
+        indent=2, default=str))
+
+    def checkpoint(epoch: int, metrics: dict[str, float]) -> Checkpoint:
+        return Checkpoint(model_config=model_config, state_dict=model.state_dict(), preprocess=preprocess or {},
+                          train_config=config, epoch=epoch, metrics=metrics, training_data=data_info)
+
+    for epoch in range(start_epoch, config.epochs):
+        if stale >= config.patience:
+            break
+        started = time.perf_counter()
+        model.train()
+        rng = np.random.default_rng([config.seed, epoch])
+        sums, seen = dict.fromkeys(TERMS, 0.0), 0
+        batches = iterate_batches(slices, train_rows, config.batch_size, device, rng, config.input_dropout,
+                                  neighbours, config.max_batches_per_epoch)
+        total_batches = -(-len(train_rows) // config.batch_size)
+        if config.max_batches_per_epoch is not None:
+            total_batches = min(total_batches, config.max_batches_per_epoch)
+        bar = tqdm(batches, total=total_batches, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
+                   disable=not config.progress)
+        for batch in bar:
+            with _autocast(device, config.amp):
+                terms = synthesis_loss(model(batch.images, batch.present), batch.target, config.loss_weights)
+            optimiser.zero_grad(set_to_none=True)
+            terms.total.backward()
+            optimiser.step()
+            values = terms.as_floats()
+            for name in TERMS:
+                sums[name] += values[name] * len(batch.target)
+            seen += len(batch.target)
+            bar.set_postfix({"loss": f"{values['total']:.4f}", "mae": f"{values['fused_mae']:.4f}",
+                             "mvv": f"{values['latent_variance']:.4f}", "ind": f"{values['individual_mae']:.4f}"})
+        row: dict[str, float] = {"epoch": epoch + 1}
+        row.update({f"train_{k}": v / max(1, seen) for k, v in sums.items()})
+        if len(val_rows):
+            row.update({f"val_{k}": v for k, v in evaluate_loss(model, slices, val_rows, config, device, neighbours).items()})
+        row["seconds"] = time.perf_counter() - started
+        history.append(row)
+        improved = row[monitor] < best_value
+        if improved:
+            best_value, best_epoch, stale = row[monitor], epoch + 1, 0
+            save_checkpoint(checkpoint(epoch + 1, {monitor: best_value}), best_path)
+        else:
+            stale += 1
+        save_checkpoint(checkpoint(epoch + 1, {monitor: row[monitor]}), last_path, extra={
+            "optimiser": optimiser.state_dict(), "epoch": epoch, "best_value": best_value, "best_epoch": best_epoch,
+            "stale": stale, "history": history, "train_subjects": train_subjects, "val_subjects": val_subjects})
+        _write_history(run_dir / HISTORY_NAME, history)
+        if config.progress:
+            summary = "  ".join(f"{k}={v:.4f}" for k, v in row.items() if k not in ("epoch",))
+            tqdm.write(f"epoch {epoch + 1}: {summary}{'  *best' if improved else ''}")
+    return TrainResult(run_dir=run_dir, best_checkpoint=best_path, best_epoch=best_epoch, best_value=best_value,
+                       history=history, train_subjects=train_subjects, val_subjects=val_subjects)

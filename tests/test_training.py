@@ -1,0 +1,128 @@
+"""Training loop, checkpoints, resume, splits and batching."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from mrsynth.errors import CheckpointError, MrsynthError
+from mrsynth.model import ModelConfig
+from mrsynth.training import TrainConfig, kfold_subjects, load_checkpoint, split_subjects, train_model
+from mrsynth.training.batches import context_rows, drop_inputs
+
+from toy import toy_slices
+
+TINY = dict(encoder_features=4, latent_channels=4, decoder_features=4)
+
+
+def quick_config(**overrides) -> TrainConfig:
+    base = dict(epochs=3, batch_size=8, learning_rate=3e-3, val_fraction=0.25, device="cpu", progress=False)
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+def test_tiny_run_reduces_loss_and_writes_files(tmp_path) -> None:
+    slices = toy_slices(missing={1: 2})
+    result = train_model(slices, ModelConfig(inputs=slices.contrasts, target="flair", **TINY),
+                         quick_config(epochs=6), tmp_path / "run")
+    first, last = result.history[0], result.history[-1]
+    assert last["train_total"] < first["train_total"]
+    assert (tmp_path / "run" / "model.pt").is_file() and (tmp_path / "run" / "last.pt").is_file()
+    rows = list(csv.DictReader((tmp_path / "run" / "history.csv").open()))
+    assert len(rows) == 6 and {"train_fused_mae", "train_latent_variance", "train_individual_mae", "val_total"} <= set(rows[0])
+    assert set(result.train_subjects).isdisjoint(result.val_subjects) and len(result.val_subjects) == 1
+
+
+def test_checkpoint_round_trip_gives_identical_outputs(tmp_path) -> None:
+    slices = toy_slices()
+    config = ModelConfig(inputs=slices.contrasts, target="flair", **TINY)
+    train_model(slices, config, quick_config(epochs=1), tmp_path, preprocess={"size": [16, 16]},
+                training_data={"data": "toy"})
+    checkpoint, _ = load_checkpoint(tmp_path / "model.pt")
+    assert checkpoint.model_config == config and checkpoint.preprocess == {"size": [16, 16]}
+    assert checkpoint.training_data["input_dropout"] == 0.0 and checkpoint.mrsynth_version
+    model = checkpoint.build_model()
+    images = torch.from_numpy(slices.inputs[:4])
+    present = torch.ones(4, 3, dtype=torch.bool)
+    again = load_checkpoint(tmp_path / "model.pt")[0].build_model()
+    with torch.no_grad():
+        torch.testing.assert_close(model(images, present).image, again(images, present).image, rtol=0, atol=0)
+
+
+def test_training_is_reproducible_and_resume_continues(tmp_path) -> None:
+    slices = toy_slices()
+    model_config = ModelConfig(inputs=slices.contrasts, target="flair", **TINY)
+    full = train_model(slices, model_config, quick_config(epochs=3, patience=99), tmp_path / "full")
+    train_model(slices, model_config, quick_config(epochs=2, patience=99), tmp_path / "part")
+    resumed = train_model(slices, model_config, quick_config(epochs=3, patience=99), tmp_path / "part", resume=True)
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
+    assert resumed.history[-1]["train_total"] == pytest.approx(full.history[-1]["train_total"], rel=1e-5)
+
+
+def test_existing_run_is_not_overwritten(tmp_path) -> None:
+    slices = toy_slices()
+    config = ModelConfig(inputs=slices.contrasts, target="flair", **TINY)
+    train_model(slices, config, quick_config(epochs=1), tmp_path)
+    before = (tmp_path / "model.pt").read_bytes()
+    with pytest.raises(MrsynthError, match="--resume"):
+        train_model(slices, config, quick_config(epochs=1), tmp_path)
+    assert (tmp_path / "model.pt").read_bytes() == before
+
+
+def test_decoder_only_finetuning_freezes_encoders(tmp_path) -> None:
+    slices = toy_slices()
+    config = ModelConfig(inputs=slices.contrasts, target="flair", **TINY)
+    train_model(slices, config, quick_config(epochs=1), tmp_path / "a")
+    start, _ = load_checkpoint(tmp_path / "a" / "model.pt")
+    train_model(slices, config, quick_config(epochs=2, val_fraction=0.0), tmp_path / "b",
+                initial_state=start.state_dict, trainable=("decoder",))
+    tuned, _ = load_checkpoint(tmp_path / "b" / "model.pt")
+    for name, value in start.state_dict.items():
+        same = torch.equal(value, tuned.state_dict[name])
+        assert same == (not name.startswith("decoder")), name
+
+
+def test_bad_checkpoints_are_reported(tmp_path) -> None:
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "nope.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_checkpoint(tmp_path / "junk.pt")
+    torch.save({"format": "mrsynth-checkpoint", "format_version": 99, "mrsynth_version": "9.9"}, tmp_path / "new.pt")
+    with pytest.raises(CheckpointError, match="format version 99"):
+        load_checkpoint(tmp_path / "new.pt")
+
+
+def test_subject_splits_never_share_subjects() -> None:
+    names = [f"s{i}" for i in range(10)]
+    train, val = split_subjects(names, 0.2, seed=3)
+    assert len(val) == 2 and not set(train) & set(val) and set(train) | set(val) == set(names)
+    folds = kfold_subjects(names, 5)
+    tests = [t for _, t in folds]
+    assert sorted(sum(tests, [])) == sorted(names)
+    assert all(not set(tr) & set(te) for tr, te in folds)
+    assert len(kfold_subjects(names[:4], 5)) == 4  # more folds than subjects: leave one out
+
+
+def test_input_dropout_keeps_one_contrast() -> None:
+    present = np.ones((500, 3), bool)
+    present[:100, 1:] = False
+    dropped = drop_inputs(present, 0.9, np.random.default_rng(0))
+    assert dropped.any(axis=1).all() and not (dropped & ~present).any()
+    assert dropped.sum() < present.sum()
+
+
+def test_context_rows_stay_within_subject() -> None:
+    slices = toy_slices(subjects=2, slices=4)
+    rows = context_rows(slices, 1)
+    assert rows[0].tolist() == [0, 0, 1] and rows[4].tolist() == [4, 4, 5] and rows[3].tolist() == [2, 3, 3]
+
+
+def test_context_slices_model_trains(tmp_path) -> None:
+    slices = toy_slices()
+    result = train_model(slices, ModelConfig(inputs=slices.contrasts, target="flair", context_slices=1, **TINY),
+                         quick_config(epochs=1), tmp_path)
+    assert np.isfinite(result.best_value)
