@@ -1,0 +1,174 @@
+"""The ``mrsynth`` command line: a thin layer over the Python API."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import click
+import typer
+
+from mrsynth.contrasts import parse_contrast_list
+from mrsynth.errors import MrsynthError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Robust multi-input MR image synthesis (Joyce et al., MICCAI 2017) from any subset of contrasts.")
+
+
+def _contrasts(text: str) -> tuple[str, ...]:
+    try:
+        return parse_contrast_list(text)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        height, width = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not HEIGHTxWIDTH, e.g. 128x128") from None
+    if height % 4 or width % 4 or height < 4 or width < 4:
+        raise typer.BadParameter(f"{text}: both sides must be positive multiples of 4 (two 2x2 poolings)")
+    return height, width
+
+
+def _pairs(values: list[str]) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise typer.BadParameter(f"{value!r} is not CONTRAST=PATH, e.g. t1=t1.nii.gz")
+        if name in files:
+            raise typer.BadParameter(f"contrast {name} is given twice")
+        files[name] = Path(path)
+    return files
+
+
+DataOpt = Annotated[Path, typer.Option("--data", help="Dataset: a CSV manifest (subject,contrast,path) or a folder (BraTS, ISLES 2015, or subjects whose file names name their contrasts).")]
+LayoutOpt = Annotated[Optional[str], typer.Option("--layout", help="Force the layout: manifest, brats, isles2015, folder (default: detected).")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")]
+
+
+@app.command()
+def train(
+    data: DataOpt,
+    inputs: Annotated[str, typer.Option("--inputs", help="Input contrasts in order, e.g. t1,t2,dwi; the first present one is the alignment reference.")],
+    target: Annotated[str, typer.Option("--target", help="Contrast to synthesise, e.g. flair.")],
+    out: Annotated[Path, typer.Option("--out", help="Run folder: model.pt (best), last.pt, history.csv, config.json.")],
+    epochs: int = typer.Option(30, help="Maximum number of epochs."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Slices per batch (the paper: 32)."),
+    size: str = typer.Option("128x128", help="Working slice size HEIGHTxWIDTH, multiples of 4 (paper: 128x128 BRATS, 112x80 ISLES)."),
+    device: DeviceOpt = "auto",
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from OUT/last.pt."),
+    lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
+    patience: int = typer.Option(8, help="Early stopping: epochs without validation improvement."),
+    val_fraction: float = typer.Option(0.2, "--val-fraction", help="Fraction of SUBJECTS held out for validation."),
+    seed: int = typer.Option(0, help="Random seed (weights, split, batches)."),
+    input_dropout: float = typer.Option(0.0, "--input-dropout", help="Probability of hiding each input per sample (0 = the paper)."),
+    fusion: str = typer.Option("max", help="Fusion of latents: max (the paper) or mean."),
+    spatial_transformer: bool = typer.Option(True, "--spatial-transformer/--no-spatial-transformer", help="Align latents with the affine spatial transformer."),
+    latent_channels: int = typer.Option(16, "--latent-channels", help="Latent channels L (paper: 16)."),
+    features: int = typer.Option(32, "--features", help="Width of the encoders' first level (doubles at each pooling)."),
+    context_slices: int = typer.Option(0, "--context-slices", help="Neighbouring slices on each side as extra input channels (2.5D)."),
+    amp: bool = typer.Option(True, "--amp/--no-amp", help="bf16 mixed precision on CUDA."),
+    margin: int = typer.Option(4, help="Voxels of margin around the brain bounding box."),
+    layout: LayoutOpt = None,
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Preprocessed-slice cache (default: $MRSYNTH_CACHE or ~/.cache/mrsynth)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Train the multi-input synthesis model on a dataset."""
+    from mrsynth.data.preprocessing import PreprocessConfig
+    from mrsynth.model import ModelConfig
+    from mrsynth.training import TrainConfig
+    from mrsynth.training.pipeline import default_cache_dir, train_on_dataset
+
+    model_config = ModelConfig(inputs=_contrasts(inputs), target=_contrasts(target)[0], latent_channels=latent_channels,
+                               encoder_features=features, use_spatial_transformer=spatial_transformer, fusion=fusion, context_slices=context_slices)
+    train_config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, patience=patience,
+                               val_fraction=val_fraction, seed=seed, device=device, amp=amp,
+                               input_dropout=input_dropout, progress=progress)
+    preprocess = PreprocessConfig(size=_size(size), margin=margin)
+    result = train_on_dataset(data, model_config, train_config, out, preprocess, layout=layout,
+                              cache_dir=cache_dir or default_cache_dir(), resume=resume)
+    typer.echo(f"best epoch {result.best_epoch}: {result.best_value:.4f}; model written to {result.best_checkpoint}")
+
+
+@app.command()
+def synthesize(
+    model: Annotated[str, typer.Option("--model", help="Checkpoint file, run folder, or pretrained:NAME.")],
+    input: Annotated[Optional[list[str]], typer.Option("--input", help="CONTRAST=PATH, repeat for each input you have (any non-empty subset).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Output NIfTI for one subject.")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", help="Synthesise every subject of a dataset instead.")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="With --data: folder for <subject>_<target>.nii.gz files.")] = None,
+    force: bool = typer.Option(False, "--force", help="Overwrite existing output files."),
+    device: DeviceOpt = "auto",
+    reference: Optional[str] = typer.Option(None, help="Contrast whose grid the output is written on (default: the first of the model's inputs given)."),
+    rescale_mean: Optional[float] = typer.Option(None, "--rescale-mean", help="Multiply the mean-normalised output so that its brain mean is this value."),
+    flip_average: bool = typer.Option(False, "--flip-average", help="Average with the left-right flipped prediction."),
+    layout: LayoutOpt = None,
+) -> None:
+    """Synthesise the model's target contrast from the inputs you have."""
+    from mrsynth.inference.batch import synthesize_dataset
+    from mrsynth.inference import Synthesizer
+
+    synthesizer = Synthesizer.load(model, device=device, flip_average=flip_average)
+    if data is not None:
+        if input or out is not None:
+            raise typer.BadParameter("use either --data with --out-dir, or --input with --out")
+        if out_dir is None:
+            raise typer.BadParameter("--data needs --out-dir")
+        written = synthesize_dataset(synthesizer, data, out_dir, layout=layout, force=force, rescale_mean=rescale_mean)
+        typer.echo(f"wrote {len(written)} volumes to {out_dir}")
+        return
+    if out is None:
+        raise typer.BadParameter("--out is required (or --data with --out-dir)")
+    files = _pairs(input or [])
+    result = synthesizer.synthesize_files(files, reference=reference)
+    path = synthesizer.write(result, out, force=force, rescale_mean=rescale_mean)
+    typer.echo(f"{synthesizer.target} synthesised from {', '.join(result.used_contrasts)} "
+               f"on the {result.reference_contrast} grid {result.image.shape}: {path}")
+
+
+@app.command()
+def inspect(
+    data: DataOpt,
+    layout: LayoutOpt = None,
+    inputs: Optional[str] = typer.Option(None, "--inputs", help="Also say which subjects a model with these inputs could use."),
+    target: Optional[str] = typer.Option(None, "--target", help="Also say which subjects lack this target."),
+) -> None:
+    """Print what a dataset holds: subjects, contrasts, grids, and anything skipped with the reason."""
+    from mrsynth.io.layouts import discover_dataset, format_inspection
+
+    index = discover_dataset(data, layout)
+    typer.echo(format_inspection(index, inputs=_contrasts(inputs) if inputs else (),
+                                 target=_contrasts(target)[0] if target else None))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user errors end with one line on stderr and exit code 2, never a traceback."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        result = app(args=argv, standalone_mode=False)
+        return int(result or 0) if isinstance(result, int) else 0
+    except MrsynthError as error:
+        typer.echo(f"mrsynth: error: {error}", err=True)
+        return 2
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    except click.exceptions.Abort:
+        typer.echo("aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return 130
+
+
+def run() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,58 @@
+"""From a dataset on disk to a trained run folder: discovery, preprocessing cache, training."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mrsynth.data.cache import build_slice_set
+from mrsynth.data.preprocessing import PreprocessConfig
+from mrsynth.data.slices import SliceSet
+from mrsynth.errors import DataError
+from mrsynth.io.layouts import discover_dataset
+from mrsynth.model import ModelConfig
+from mrsynth.training.config import TrainConfig
+from mrsynth.training.trainer import TrainResult, train_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PreparedData:
+    """A dataset's slices for one task, and the subjects left out with the reason."""
+
+    slices: SliceSet
+    left_out: list[tuple[str, str]] = field(default_factory=list)
+    description: dict[str, object] = field(default_factory=dict)
+
+
+def default_cache_dir() -> Path:
+    """``$MRSYNTH_CACHE`` or ``~/.cache/mrsynth``: where preprocessed slices are kept between runs."""
+    import os
+
+    return Path(os.environ.get("MRSYNTH_CACHE", Path.home() / ".cache" / "mrsynth"))
+
+
+def load_task_data(data: str | Path, inputs: tuple[str, ...], target: str, preprocess: PreprocessConfig,
+                   layout: str | None = None, cache_dir: Path | None = None, progress: bool = True) -> PreparedData:
+    """Discover ``data``, keep subjects that have the target and at least one input, and slice them."""
+    index = discover_dataset(data, layout)
+    slices, left_out = build_slice_set(index, inputs, target, preprocess, cache_dir=cache_dir, progress=progress)
+    if len(slices.subjects) == 0:
+        raise DataError(f"{data}: no subject has {target} and any of {', '.join(inputs)}")
+    for name, reason in left_out:
+        log.warning("left out subject %s: %s", name, reason)
+    description = {"data": str(data), "layout": index.layout, "subjects": list(slices.subjects),
+                   "left_out": [list(item) for item in left_out]}
+    return PreparedData(slices=slices, left_out=left_out, description=description)
+
+
+def train_on_dataset(data: str | Path, model_config: ModelConfig, train_config: TrainConfig, run_dir: str | Path,
+                     preprocess: PreprocessConfig = PreprocessConfig(), layout: str | None = None,
+                     cache_dir: Path | None = None, resume: bool = False, overwrite: bool = False) -> TrainResult:
+    """``mrsynth train``: the whole path from a dataset folder or manifest to ``run_dir/model.pt``."""
+    prepared = load_task_data(data, model_config.inputs, model_config.target, preprocess, layout, cache_dir,
+                              progress=train_config.progress)
+    return train_model(prepared.slices, model_config, train_config, run_dir, preprocess=preprocess.to_dict(),
+                       training_data=prepared.description, resume=resume, overwrite=overwrite)
