@@ -1,54 +1,13 @@
-"""The ``mrsynth`` command line: a thin layer over the Python API."""
+"""Core commands: train, synthesize, inspect."""
 
 from __future__ import annotations
 
-import logging
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
 
-from mrsynth.contrasts import parse_contrast_list
-from mrsynth.errors import MrsynthError
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Robust multi-input MR image synthesis (Joyce et al., MICCAI 2017) from any subset of contrasts.")
-
-
-def _contrasts(text: str) -> tuple[str, ...]:
-    try:
-        return parse_contrast_list(text)
-    except ValueError as error:
-        raise typer.BadParameter(str(error)) from None
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        height, width = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise typer.BadParameter(f"{text!r} is not HEIGHTxWIDTH, e.g. 128x128") from None
-    if height % 4 or width % 4 or height < 4 or width < 4:
-        raise typer.BadParameter(f"{text}: both sides must be positive multiples of 4 (two 2x2 poolings)")
-    return height, width
-
-
-def _pairs(values: list[str]) -> dict[str, Path]:
-    files: dict[str, Path] = {}
-    for value in values:
-        name, sep, path = value.partition("=")
-        if not sep or not name or not path:
-            raise typer.BadParameter(f"{value!r} is not CONTRAST=PATH, e.g. t1=t1.nii.gz")
-        if name in files:
-            raise typer.BadParameter(f"contrast {name} is given twice")
-        files[name] = Path(path)
-    return files
-
-
-DataOpt = Annotated[Path, typer.Option("--data", help="Dataset: a CSV manifest (subject,contrast,path) or a folder (BraTS, ISLES 2015, or subjects whose file names name their contrasts).")]
-LayoutOpt = Annotated[Optional[str], typer.Option("--layout", help="Force the layout: manifest, brats, isles2015, folder (default: detected).")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")]
+from mrsynth.cli.app import DataOpt, DeviceOpt, LayoutOpt, _contrasts, _pairs, _size, app
 
 
 @app.command()
@@ -146,29 +105,3 @@ def inspect(
                                  target=_contrasts(target)[0] if target else None))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: user errors end with one line on stderr and exit code 2, never a traceback."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    try:
-        result = app(args=argv, standalone_mode=False)
-        return int(result or 0) if isinstance(result, int) else 0
-    except MrsynthError as error:
-        typer.echo(f"mrsynth: error: {error}", err=True)
-        return 2
-    except click.ClickException as error:
-        error.show()
-        return error.exit_code
-    except click.exceptions.Abort:
-        typer.echo("aborted", err=True)
-        return 130
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        return 130
-
-
-def run() -> None:
-    sys.exit(main())
-
-
-if __name__ == "__main__":
-    run()

@@ -1,0 +1,53 @@
+"""The ``mrsynth`` command line: a thin layer over the Python API.
+
+Each module registers its commands on the one Typer ``app``: ``core`` (train, synthesize,
+inspect), ``data`` (simulate, demo), ``experiments`` (evaluate, crossval, experiment), ``models``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+import typer
+
+from mrsynth.cli.app import app
+from mrsynth.errors import MrsynthError
+
+COMMAND_MODULES = ("core", "data", "experiments", "models")
+for _name in COMMAND_MODULES:
+    try:
+        importlib.import_module(f"mrsynth.cli.{_name}")
+    except ModuleNotFoundError as _error:  # a command module not written yet
+        if _error.name != f"mrsynth.cli.{_name}":
+            raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user errors end with one line on stderr and exit code 2, never a traceback."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        result = app(args=argv, standalone_mode=False)
+        return int(result or 0) if isinstance(result, int) else 0
+    except MrsynthError as error:
+        typer.echo(f"mrsynth: error: {error}", err=True)
+        return 2
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    except click.exceptions.Abort:
+        typer.echo("aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return 130
+
+
+def run() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()
