@@ -16,7 +16,7 @@ import typer
 from mrsynth.cli.app import app
 from mrsynth.errors import MrsynthError
 
-COMMAND_MODULES = ("core", "data", "experiments", "models")
+COMMAND_MODULES = ("core", "data", "experiments", "models", "qa")
 for _name in COMMAND_MODULES:
     try:
         importlib.import_module(f"mrsynth.cli.{_name}")

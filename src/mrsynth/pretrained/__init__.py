@@ -30,3 +30,35 @@ def resolve_model_path(spec: str | Path) -> Path:
     if path.is_dir():
         path = path / "model.pt"
     return path
+
+
+def model_card(name: str) -> dict:
+    """The JSON card shipped beside ``<name>.pt``: training data, licences, errors, required preprocessing."""
+    import json
+
+    path = resources.files(__name__) / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def describe_shipped_models() -> str:
+    """Human-readable list of the shipped models for ``mrsynth models``."""
+    from mrsynth.training.checkpoint import load_checkpoint
+
+    models = shipped_models()
+    if not models:
+        return "no pretrained models are shipped with this installation"
+    lines = []
+    for name, path in sorted(models.items()):
+        checkpoint, _ = load_checkpoint(path)
+        card = model_card(name)
+        config = checkpoint.model_config
+        lines.append(f"{PREFIX}{name}  ({path.stat().st_size / 1e6:.1f} MB)")
+        lines.append(f"  inputs: {', '.join(config.inputs)} (any non-empty subset)  ->  target: {config.target}")
+        size = checkpoint.preprocess.get("size")
+        lines.append(f"  working size: {size[0]}x{size[1]}; normalisation: each volume / its brain mean" if size else "")
+        for key in ("training_data", "licences", "input_requirements", "command"):
+            if key in card:
+                lines.append(f"  {key.replace('_', ' ')}: {card[key]}")
+        for subset, value in card.get("crossval_mse", {}).items():
+            lines.append(f"  cross-validated MSE {subset}: {value}")
+    return "\n".join(line for line in lines if line)
