@@ -9,6 +9,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from mrsynth.data.simulation import (
     LESION_LABELS,
@@ -107,9 +108,10 @@ def test_stroke_restricts_diffusion(template):
     lesion = s.lesion_mask == LESION_LABELS["stroke"]
     assert lesion.sum() > 50
     contra = _mirror(lesion, s.affine)
-    inside = s.brain_mask[contra]
-    contra = tuple(axis[inside] for axis in contra)
-    assert s.lesion_mask[contra].max() == 0  # the infarct stays in one hemisphere
+    keep = s.brain_mask[contra] & ~lesion[contra]
+    contra = tuple(axis[keep] for axis in contra)
+    # World x = 0 is only roughly the subject's midline (the random warp rotates and shifts it).
+    assert keep.mean() > 0.5
     assert s.images["dwi"][lesion].mean() > 1.4 * s.images["dwi"][contra].mean()
     assert s.images["adc"][lesion].mean() < 0.75 * s.images["adc"][contra].mean()
 
@@ -121,10 +123,12 @@ def test_ms_plaques_are_periventricular_and_flair_bright(template):
     assert plaques.sum() > 5
     assert s.images["flair"][plaques].mean() > 1.2 * s.images["flair"][_pure(s, "wm")].mean()
     assert s.tissue_maps["csf"][plaques].mean() < 0.2
-    from scipy import ndimage
-
-    near_ventricles = ndimage.binary_dilation(s.tissue_maps["csf"] > 0.7, iterations=6)
-    assert near_ventricles[plaques].mean() > 0.8
+    deep = np.zeros_like(plaques)
+    centre = np.array(plaques.shape) // 2
+    deep[tuple(slice(c - 20, c + 20) for c in centre)] = True  # +-40 mm around the grid centre
+    ventricles = (s.tissue_maps["csf"] > 0.7) & deep
+    distance_mm = ndimage.distance_transform_edt(~ventricles) * 2.0
+    assert np.median(distance_mm[plaques]) < 10.0
 
 
 def test_noise_matches_requested_snr(template):
@@ -203,6 +207,10 @@ def test_cohort_layout_manifest_and_overwrite(tmp_path: Path):
     simulate_cohort(out, config, overwrite=True, progress=False)
     for rel, data in first.items():  # same seed -> identical volumes
         np.testing.assert_array_equal(np.asarray(nib.load(out / rel).dataobj), data)
+    smaller = SimulationConfig(subjects=1, downsample=2, contrasts=("t1",), seed=3)
+    simulate_cohort(out, smaller, overwrite=True, progress=False)
+    assert not (out / "sim002").exists()  # the old dataset's volumes are gone
+    assert sorted(p.name for p in (out / "sim001").iterdir()) == ["sim001_lesion.nii.gz", "sim001_t1.nii.gz"]
 
 
 def test_config_validation():
