@@ -10,8 +10,12 @@ import importlib
 import logging
 import sys
 
-import click
 import typer
+
+try:  # recent typer ships its own copy of click, whose exceptions are not click's
+    from typer._click.exceptions import ClickException
+except ImportError:  # older typer uses click itself
+    from click import ClickException
 
 from mrsynth.cli.app import app
 from mrsynth.errors import MrsynthError
@@ -34,10 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     except MrsynthError as error:
         typer.echo(f"mrsynth: error: {error}", err=True)
         return 2
-    except click.ClickException as error:
+    except ClickException as error:
         error.show()
         return error.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         typer.echo("aborted", err=True)
         return 130
     except KeyboardInterrupt:

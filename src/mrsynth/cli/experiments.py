@@ -1,0 +1,149 @@
+"""Experiment commands: evaluate, crossval, experiment (thin wrappers over ``mrsynth.experiments``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from mrsynth.cli.app import DataOpt, DeviceOpt, LayoutOpt, _contrasts, _size, app
+
+if TYPE_CHECKING:
+    from mrsynth.experiments import ExperimentResult
+
+OutOpt = Annotated[Path, typer.Option("--out", help="Output folder (tables, CSVs, report, models).")]
+CacheOpt = Annotated[Optional[Path], typer.Option("--cache-dir", help="Preprocessed-slice cache (default: $MRSYNTH_CACHE or ~/.cache/mrsynth).")]
+ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress")]
+
+
+@app.command()
+def evaluate(
+    model: Annotated[str, typer.Option("--model", help="Checkpoint file, run folder, or pretrained:NAME.")],
+    data: DataOpt,
+    out: OutOpt,
+    save_volumes: bool = typer.Option(False, "--save-volumes", help="Also write every prediction and target (preprocessed space) as NIfTI under OUT/volumes."),
+    device: DeviceOpt = "auto",
+    layout: LayoutOpt = None,
+    cache_dir: CacheOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Evaluate a model on a dataset for every non-empty subset of its inputs (MSE, MAE, PSNR, SSIM)."""
+    from mrsynth.experiments import evaluate_checkpoint
+
+    result = evaluate_checkpoint(model, data, out, save_volumes=save_volumes, device=device, layout=layout,
+                                 cache_dir=cache_dir, progress=progress)
+    typer.echo(result.table.to_markdown(metric=None))
+    if result.seen_in_training:
+        typer.echo(f"warning: {len(result.seen_in_training)} evaluated subjects were used in training: "
+                   f"{', '.join(result.seen_in_training)}", err=True)
+    typer.echo(f"per-subject metrics: {result.metrics_csv}; summary: {result.markdown}")
+
+
+@app.command()
+def crossval(
+    data: DataOpt,
+    inputs: Annotated[str, typer.Option("--inputs", help="Input contrasts in order, e.g. t1,t2,dwi.")],
+    target: Annotated[str, typer.Option("--target", help="Contrast to synthesise, e.g. flair.")],
+    out: OutOpt,
+    folds: int = typer.Option(5, help="Folds by subject (>= number of subjects: leave-one-out)."),
+    epochs: int = typer.Option(30, help="Maximum number of epochs per fold."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Slices per batch."),
+    size: str = typer.Option("128x128", help="Working slice size HEIGHTxWIDTH, multiples of 4."),
+    device: DeviceOpt = "auto",
+    lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
+    patience: int = typer.Option(8, help="Early stopping: epochs without validation improvement."),
+    val_fraction: float = typer.Option(0.2, "--val-fraction", help="Fraction of each fold's training SUBJECTS held out for validation."),
+    seed: int = typer.Option(0, help="Random seed (folds, weights, batches)."),
+    input_dropout: float = typer.Option(0.0, "--input-dropout", help="Probability of hiding each input per sample."),
+    fusion: str = typer.Option("max", help="Fusion of latents: max (the paper) or mean."),
+    spatial_transformer: bool = typer.Option(True, "--spatial-transformer/--no-spatial-transformer"),
+    latent_channels: int = typer.Option(16, "--latent-channels", help="Latent channels L."),
+    features: int = typer.Option(32, "--features", help="Width of the encoders' first level."),
+    context_slices: int = typer.Option(0, "--context-slices", help="Neighbouring slices on each side (2.5D)."),
+    amp: bool = typer.Option(True, "--amp/--no-amp", help="bf16 mixed precision on CUDA."),
+    margin: int = typer.Option(4, help="Voxels of margin around the brain bounding box."),
+    resume: bool = typer.Option(False, "--resume", help="Continue interrupted fold runs instead of retraining."),
+    figures: bool = typer.Option(True, "--figures/--no-figures", help="Fig. 4 / Fig. 2 style PNGs of a fold-1 test subject."),
+    layout: LayoutOpt = None,
+    cache_dir: CacheOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Cross-validate the model by subject; pooled per-subject results over every input subset."""
+    from mrsynth.data.preprocessing import PreprocessConfig
+    from mrsynth.experiments import RunSettings, run_crossval
+    from mrsynth.model import ModelConfig
+    from mrsynth.training import TrainConfig
+
+    model = ModelConfig(inputs=_contrasts(inputs), target=_contrasts(target)[0], latent_channels=latent_channels,
+                        encoder_features=features, use_spatial_transformer=spatial_transformer, fusion=fusion,
+                        context_slices=context_slices)
+    train = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, patience=patience,
+                        val_fraction=val_fraction, seed=seed, device=device, amp=amp, input_dropout=input_dropout,
+                        progress=progress)
+    settings = RunSettings(model=model, train=train, preprocess=PreprocessConfig(size=_size(size), margin=margin),
+                           resume=resume)
+    result = run_crossval(data, settings, out, folds=folds, seed=seed, layout=layout, cache_dir=cache_dir,
+                          progress=progress, figures=figures)
+    _report(result)
+
+
+@app.command()
+def experiment(
+    name: Annotated[str, typer.Argument(help="single-input (Table 1), subsets (Table 2), misalignment (5.3) or transfer (5.4).")],
+    data: DataOpt,
+    out: OutOpt,
+    quick: bool = typer.Option(False, "--quick", help="Tiny settings for a smoke run (32x32, 2 epochs, 3 trees); other options still override."),
+    inputs: Optional[str] = typer.Option(None, "--inputs", help="Input contrasts (default: the paper's for this experiment)."),
+    target: Optional[str] = typer.Option(None, "--target", help="Target contrast (default: the paper's)."),
+    folds: Optional[int] = typer.Option(None, help="Folds by subject [default: 5]."),
+    epochs: Optional[int] = typer.Option(None, help="Epochs per model [default: 15]."),
+    size: Optional[str] = typer.Option(None, help="Working slice size HEIGHTxWIDTH [default: 64x64]."),
+    features: Optional[int] = typer.Option(None, "--features", help="Encoder width [default: 16]."),
+    latent_channels: Optional[int] = typer.Option(None, "--latent-channels", help="Latent channels [default: 16]."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Slices per batch [default: 32]."),
+    trees: Optional[int] = typer.Option(None, help="Trees of the forest baseline [default: 30]."),
+    samples: Optional[int] = typer.Option(None, "--samples", help="Forest training voxels per subject [default: 10000]."),
+    baselines: Optional[str] = typer.Option(None, "--baselines", help="Comparison methods, e.g. rf,dedis,linear [default: all]."),
+    seed: Optional[int] = typer.Option(None, help="Random seed (folds, weights, misalignment) [default: 0]."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, ... [default: auto]."),
+    target_data: Optional[Path] = typer.Option(None, "--target-data", help="transfer: the new dataset to fine-tune on and test."),
+    target_layout: Optional[str] = typer.Option(None, "--target-layout", help="transfer: layout of --target-data."),
+    finetune_epochs: Optional[int] = typer.Option(None, "--finetune-epochs", help="transfer: epochs of decoder fine-tuning [default: --epochs]."),
+    misaligned: Optional[str] = typer.Option(None, "--misaligned", help="misalignment: the input to perturb [default: the first]."),
+    figures: bool = typer.Option(True, "--figures/--no-figures", help="Write the Fig. 4 / Fig. 2 style PNGs."),
+    resume: bool = typer.Option(False, "--resume", help="Continue interrupted model runs instead of retraining."),
+    layout: LayoutOpt = None,
+    cache_dir: CacheOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Run one of the paper's experiments and write OUT/report.md, CSVs and figures."""
+    from mrsynth.errors import MrsynthError
+    from mrsynth.experiments import EXPERIMENTS, ExperimentConfig, run_experiment
+
+    if name not in EXPERIMENTS:
+        raise MrsynthError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
+    try:
+        config = ExperimentConfig(data=data, out=out)
+        if quick:
+            config = config.quick()
+        config = config.with_overrides(
+            inputs=_contrasts(inputs) if inputs else None, target=_contrasts(target)[0] if target else None, folds=folds,
+            epochs=epochs, size=_size(size) if size else None, encoder_features=features, latent_channels=latent_channels,
+            batch_size=batch_size, trees=trees, forest_samples=samples, device=device, seed=seed,
+            baselines=tuple(b.strip() for b in baselines.split(",") if b.strip()) if baselines else None,
+            target_data=target_data, target_layout=target_layout, finetune_epochs=finetune_epochs,
+            misaligned=_contrasts(misaligned)[0] if misaligned else None, layout=layout, cache_dir=cache_dir,
+            figures=figures, resume=resume, progress=progress)
+    except ValueError as error:
+        raise MrsynthError(str(error)) from None
+    _report(run_experiment(name, config))
+
+
+def _report(result: "ExperimentResult") -> None:
+    """Print each table's MSE in the paper's layout, the notes, and where the report is."""
+    for item in result.tables:
+        typer.echo(f"{item.title} (MSE):\n{item.table.to_markdown('mse')}")
+    for note in result.notes:
+        typer.echo(f"note: {note}")
+    typer.echo(f"report: {result.report}")

@@ -1,0 +1,133 @@
+"""Settings of the paper's experiments, and the per-run settings every method is trained with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from mrsynth.baselines import BASELINE_NAMES, DedisConfig, ForestConfig
+from mrsynth.data.preprocessing import PreprocessConfig
+from mrsynth.model import ModelConfig
+from mrsynth.training import TrainConfig
+from mrsynth.training.trainer import resolve_device
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How every method of one experiment is trained: the shared model template and baselines.
+
+    ``model`` is a template (its target is the task's): each method replaces its inputs and (optionally) whether the
+    spatial transformer is used. ``resume`` continues interrupted model runs instead of
+    retraining them.
+    """
+
+    model: ModelConfig
+    train: TrainConfig
+    preprocess: PreprocessConfig
+    forest: ForestConfig = field(default_factory=ForestConfig)
+    dedis: DedisConfig = field(default_factory=DedisConfig)
+    resume: bool = False
+
+    @property
+    def target(self) -> str:
+        """The contrast every method synthesises."""
+        return self.model.target
+
+    def model_config(self, inputs: tuple[str, ...], spatial_transformer: bool | None = None) -> ModelConfig:
+        """The template with this method's inputs and spatial-transformer choice."""
+        use_st = self.model.use_spatial_transformer if spatial_transformer is None else spatial_transformer
+        return replace(self.model, inputs=tuple(inputs), use_spatial_transformer=use_st)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything an experiment run depends on; the defaults are CPU-feasible, ``quick()`` is a smoke test.
+
+    ``inputs``/``target`` left as None take each experiment's default (the paper's task).
+    ``target_data`` is the new dataset of the transfer experiment; ``misaligned`` the input
+    contrast that the misalignment experiment perturbs (default: the first input).
+    """
+
+    data: Path
+    out: Path
+    inputs: tuple[str, ...] | None = None
+    target: str | None = None
+    folds: int = 5
+    seed: int = 0
+    size: tuple[int, int] = (64, 64)
+    margin: int = 4
+    epochs: int = 15
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    patience: int = 8
+    val_fraction: float = 0.2
+    max_batches_per_epoch: int | None = None
+    encoder_features: int = 16
+    latent_channels: int = 16
+    decoder_features: int = 16
+    trees: int = 30
+    forest_samples: int = 10000
+    forest_depth: int | None = 20
+    dedis_epochs: int = 15
+    dedis_features: int = 16
+    baselines: tuple[str, ...] = ("rf", "dedis", "linear")
+    device: str = "auto"
+    layout: str | None = None
+    cache_dir: Path | None = None
+    target_data: Path | None = None
+    target_layout: str | None = None
+    finetune_volumes: tuple[int, ...] = (1, 2, 3)
+    finetune_epochs: int | None = None
+    misaligned: str | None = None
+    max_angle: float = 8.0
+    max_shift: float = 2.0
+    figures: bool = True
+    resume: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data", Path(self.data))
+        object.__setattr__(self, "out", Path(self.out))
+        if self.folds < 2:
+            raise ValueError("cross-validation needs at least 2 folds")
+        if self.trees < 1 or self.forest_samples < 1 or self.epochs < 1 or self.dedis_epochs < 1:
+            raise ValueError("trees, samples, epochs must be at least 1")
+        unknown = [name for name in self.baselines if name not in BASELINE_NAMES]
+        if unknown:
+            raise ValueError(f"unknown baseline(s) {', '.join(unknown)}; choose from {', '.join(BASELINE_NAMES)}")
+        if any(n < 1 for n in self.finetune_volumes):
+            raise ValueError("fine-tuning volume counts must be at least 1")
+
+    def quick(self) -> "ExperimentConfig":
+        """Tiny settings for smoke runs: 32x32 slices, 2 epochs, narrow networks, 3 small trees."""
+        return replace(self, size=(32, 32), epochs=2, batch_size=16, encoder_features=4, latent_channels=4,
+                       decoder_features=4, max_batches_per_epoch=8, trees=3, forest_samples=500, forest_depth=8,
+                       dedis_epochs=1, dedis_features=4, patience=2)
+
+    def with_overrides(self, **values: Any) -> "ExperimentConfig":
+        """A copy with the given fields replaced; ``None`` values are ignored (options not given)."""
+        return replace(self, **{k: v for k, v in values.items() if v is not None})
+
+    def run_settings(self, target: str, inputs: tuple[str, ...]) -> RunSettings:
+        """The model, training, preprocessing and baseline settings of this experiment."""
+        device = str(resolve_device(self.device))
+        model = ModelConfig(inputs=inputs, target=target, latent_channels=self.latent_channels,
+                            encoder_features=self.encoder_features, decoder_features=self.decoder_features)
+        train = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
+                            patience=self.patience, val_fraction=self.val_fraction, seed=self.seed, device=device,
+                            max_batches_per_epoch=self.max_batches_per_epoch, progress=self.progress)
+        forest = ForestConfig(n_estimators=self.trees, samples_per_subject=self.forest_samples,
+                              max_depth=self.forest_depth, seed=self.seed)
+        dedis = DedisConfig(epochs=self.dedis_epochs, batch_size=self.batch_size, features=self.dedis_features,
+                            device=device, seed=self.seed)
+        return RunSettings(model=model, train=train, preprocess=PreprocessConfig(size=self.size, margin=self.margin),
+                           forest=forest, dedis=dedis, resume=self.resume)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form (paths as strings), recorded in each experiment's folder."""
+        out: dict[str, Any] = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            out[name] = str(value) if isinstance(value, Path) else list(value) if isinstance(value, tuple) else value
+        return out

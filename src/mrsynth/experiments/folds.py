@@ -1,0 +1,119 @@
+"""The one routine every experiment uses: train the methods on one split, test them on another.
+
+:func:`run_fold` fits each method on a training slice set and adds one row per (test subject,
+input subset) to a :class:`MetricTable`; :func:`cross_validate` repeats it over k folds of the
+subjects (never of slices), so every subject is tested exactly once per method and subset.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from mrsynth.baselines import make_baseline
+from mrsynth.data.slices import SliceSet
+from mrsynth.errors import MrsynthError
+from mrsynth.evaluation.evaluate import Predictor, evaluate_predictor
+from mrsynth.evaluation.metrics import MetricTable
+from mrsynth.experiments.config import RunSettings
+from mrsynth.experiments.methods import MODEL, Method, baseline_predictor, model_predictor
+from mrsynth.training import kfold_subjects, load_checkpoint, train_model
+
+
+@dataclass
+class FoldRecord:
+    """What one fold did: its subjects, the trained models' checkpoints, timings and skipped methods."""
+
+    index: int
+    train_subjects: list[str]
+    test_subjects: list[str]
+    checkpoints: dict[str, str] = field(default_factory=dict)  # model method slug -> its best model.pt
+    val_subjects: dict[str, list[str]] = field(default_factory=dict)  # model method slug -> validation subjects
+    seconds: dict[str, float] = field(default_factory=dict)  # method label -> train + test time (summed)
+    skipped: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CrossValResult:
+    """Pooled per-subject results of every fold, and the folds themselves."""
+
+    table: MetricTable
+    folds: list[FoldRecord]
+
+
+def _say(progress: bool, message: str) -> None:
+    if progress:
+        tqdm.write(message)
+
+
+def _fit(method: Method, train: SliceSet, settings: RunSettings, run_dir: Path, test_contrasts: tuple[str, ...],
+         record: FoldRecord) -> Predictor:
+    """Train one method and return its predictor over ``test_contrasts``; models are kept in ``run_dir``."""
+    if method.kind != MODEL:
+        config = {"rf": settings.forest, "dedis": settings.dedis}.get(method.kind)
+        baseline = make_baseline(method.kind, config).fit(train, method.inputs)
+        return baseline_predictor(baseline, test_contrasts)
+    initial_state = None
+    model_config = settings.model_config(method.inputs, method.spatial_transformer)
+    if method.initial is not None:
+        source, _ = load_checkpoint(method.initial)
+        initial_state, model_config = source.state_dict, source.model_config
+    result = train_model(train, model_config, settings.train, run_dir, preprocess=settings.preprocess.to_dict(),
+                         training_data={"subjects": list(train.subjects)}, resume=settings.resume,
+                         overwrite=not settings.resume, initial_state=initial_state, trainable=method.trainable,
+                         val_subjects=None if method.validate else [])
+    record.checkpoints[method.slug] = str(result.best_checkpoint)
+    record.val_subjects[method.slug] = list(result.val_subjects)
+    checkpoint, _ = load_checkpoint(result.best_checkpoint)
+    return model_predictor(checkpoint, test_contrasts, settings.train.device)
+
+
+def run_fold(train: SliceSet, test: SliceSet, methods: Sequence[Method], settings: RunSettings, fold_dir: str | Path,
+             table: MetricTable, index: int = 0, progress: bool = True) -> FoldRecord:
+    """Fit every method on ``train`` and add its test rows (per subject and subset) to ``table``.
+
+    Methods with the same training key share one fitted instance. A method that cannot be
+    trained on this split (e.g. no training slice has all its inputs) is skipped with the reason
+    recorded in the returned :class:`FoldRecord`.
+    """
+    fold_dir = Path(fold_dir)
+    record = FoldRecord(index, list(train.subjects), list(test.subjects))
+    fitted: dict[tuple[object, ...], Predictor] = {}
+    for method in methods:
+        started = time.perf_counter()
+        key = method.training_key
+        if key not in fitted:
+            _say(progress, f"fold {index + 1}: fitting {method.label} ({method.slug}) on {len(train.subjects)} subjects")
+            try:
+                fitted[key] = _fit(method, train, settings, fold_dir / method.slug, test.contrasts, record)
+            except MrsynthError as error:
+                record.skipped.append(f"{method.label}: {error}")
+                _say(progress, f"fold {index + 1}: {method.label} skipped: {error}")
+                continue
+        evaluate_predictor(fitted[key], test, method.label, method.test_subsets, table)
+        record.seconds[method.label] = record.seconds.get(method.label, 0.0) + time.perf_counter() - started
+    return record
+
+
+def cross_validate(slices: SliceSet, methods: Sequence[Method], settings: RunSettings, out_dir: str | Path,
+                   folds: int = 5, seed: int = 0, progress: bool = True, table: MetricTable | None = None) -> CrossValResult:
+    """k-fold cross-validation by subject (``folds >= subjects``: leave-one-out) of every method.
+
+    Writes each fold's models under ``out_dir/fold<k>/<method>/`` and ``out_dir/folds.json``.
+    """
+    out_dir = Path(out_dir)
+    table = MetricTable() if table is None else table
+    records = []
+    splits = kfold_subjects(slices.subjects, folds, seed)
+    for k, (train_names, test_names) in enumerate(splits):
+        _say(progress, f"fold {k + 1}/{len(splits)}: test subjects {', '.join(test_names)}")
+        records.append(run_fold(slices.select_subjects(train_names), slices.select_subjects(test_names), methods,
+                                settings, out_dir / f"fold{k + 1}", table, index=k, progress=progress))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "folds.json").write_text(json.dumps([asdict(r) for r in records], indent=1))
+    return CrossValResult(table, records)

@@ -1,0 +1,39 @@
+"""Loading one synthesis task's data for an experiment, and turning what was skipped into report notes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mrsynth.data.preprocessing import PreprocessConfig
+from mrsynth.errors import DataError
+from mrsynth.experiments.config import ExperimentConfig
+from mrsynth.experiments.folds import FoldRecord
+from mrsynth.training.pipeline import PreparedData, default_cache_dir, load_task_data
+
+
+def load_task(data: str | Path, inputs: tuple[str, ...], target: str, preprocess: PreprocessConfig,
+              layout: str | None = None, cache_dir: Path | None = None, progress: bool = True) -> PreparedData:
+    """``inputs -> target`` slices of ``data``; :class:`DataError` when fewer than two subjects are usable."""
+    prepared = load_task_data(data, inputs, target, preprocess, layout=layout, cache_dir=cache_dir or default_cache_dir(),
+                              progress=progress)
+    if len(prepared.slices.subjects) < 2:
+        raise DataError(f"{data}: only {len(prepared.slices.subjects)} subject has {target} and any of "
+                        f"{', '.join(inputs)}; at least 2 are needed")
+    return prepared
+
+
+def load_for(config: ExperimentConfig, inputs: tuple[str, ...], target: str, data: Path | None = None,
+             layout: str | None = None) -> PreparedData:
+    """:func:`load_task` with the experiment's preprocessing and cache; ``data`` defaults to ``config.data``."""
+    return load_task(config.data if data is None else data, inputs, target, config.run_settings(target, inputs).preprocess,
+                     layout=config.layout if data is None else layout, cache_dir=config.cache_dir, progress=config.progress)
+
+
+def left_out_notes(prepared: PreparedData, context: str) -> list[str]:
+    """One note per subject the task left out, with the reason."""
+    return [f"{context}: subject {name} left out: {reason}" for name, reason in prepared.left_out]
+
+
+def fold_notes(records: list[FoldRecord], context: str) -> list[str]:
+    """One note per method a fold had to skip, with the reason."""
+    return [f"{context}, fold {r.index + 1}: {item}" for r in records for item in r.skipped]

@@ -1,0 +1,230 @@
+"""Experiments end to end on a tiny NIfTI dataset: evaluate, cross-validation, the four paper experiments."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import gaussian_filter
+
+from mrsynth.cli import main
+from mrsynth.data.misalignment import (RigidPerturbation, misalign_subject_volume, misalign_volume,
+                                       write_misaligned_dataset)
+from mrsynth.evaluation.evaluate import evaluate_written
+from mrsynth.experiments import ExperimentConfig, evaluate_checkpoint, run_experiment
+from mrsynth.training import load_checkpoint
+
+AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])
+CONTRASTS = ("t1", "t2", "dwi", "flair")
+
+
+def write_toy_dataset(root: Path, subjects: int = 4) -> Path:
+    """Subjects with t1, t2, dwi and flair: smooth monotone maps of one random 20x20x8 anatomy each."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for s in range(subjects):
+        anatomy = gaussian_filter(rng.random((20, 20, 8)), 2)
+        anatomy = (anatomy - anatomy.min()) / np.ptp(anatomy)
+        brain = np.zeros_like(anatomy, bool)
+        brain[3:-3, 3:-3, 1:-1] = True
+        images = {"t1": 0.2 + anatomy, "t2": 1.4 - anatomy, "dwi": 0.5 + np.sin(3 * anatomy), "flair": 0.3 + anatomy**2}
+        for contrast, image in images.items():
+            path = root / f"sub{s}" / f"sub{s}_{contrast}.nii.gz"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            nib.save(nib.Nifti1Image((image * brain * 100).astype(np.float32), AFFINE), str(path))
+            rows.append({"subject": f"sub{s}", "contrast": contrast, "path": str(path.relative_to(root))})
+    with (root / "manifest.csv").open("w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=["subject", "contrast", "path"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return root / "manifest.csv"
+
+
+def tiny(config: ExperimentConfig) -> ExperimentConfig:
+    """Even smaller than --quick: 16x16 slices, one epoch of two batches, two folds, two trees."""
+    return replace(config.quick(), size=(16, 16), epochs=1, max_batches_per_epoch=2, folds=2, trees=2,
+                   forest_samples=200, device="cpu", progress=False)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("experiments")
+    return root, write_toy_dataset(root / "data")
+
+
+def _cli_common(root: Path) -> list[str]:
+    return ["--device", "cpu", "--no-progress", "--cache-dir", str(root / "cache")]
+
+
+@pytest.fixture(scope="module")
+def crossval_run(toy) -> Path:
+    root, manifest = toy
+    out = root / "cv"
+    code = main(["crossval", "--data", str(manifest), "--inputs", "t1,t2,dwi", "--target", "flair", "--out", str(out),
+                 "--folds", "3", "--epochs", "1", "--size", "16x16", "--features", "4", "--latent-channels", "4",
+                 "--batch-size", "8", *_cli_common(root)])
+    assert code == 0
+    return out
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def test_crossval_folds_partition_subjects(crossval_run) -> None:
+    folds = json.loads((crossval_run / "folds.json").read_text())
+    assert len(folds) == 3
+    tested = [name for fold in folds for name in fold["test_subjects"]]
+    assert sorted(tested) == [f"sub{i}" for i in range(4)]  # every subject tested exactly once
+    for fold in folds:
+        assert not set(fold["train_subjects"]) & set(fold["test_subjects"])
+        for val in fold["val_subjects"].values():
+            assert set(val) <= set(fold["train_subjects"])
+    rows = _csv_rows(crossval_run / "crossval.csv")
+    assert len(rows) == 4 * 7
+    for subset in {r["subset"] for r in rows}:
+        assert sorted(r["subject"] for r in rows if r["subset"] == subset) == [f"sub{i}" for i in range(4)]
+    report = (crossval_run / "report.md").read_text()
+    assert "| proposed |" in report and "t1+t2+dwi" in report
+    assert (crossval_run / "fig4_synthesis.png").stat().st_size > 0 and (crossval_run / "fig2_latents.png").is_file()
+
+
+def test_evaluate_writes_every_subset_and_matches_written_volumes(crossval_run, toy) -> None:
+    root, manifest = toy
+    model = crossval_run / "fold1" / "model-t1+t2+dwi" / "model.pt"
+    out = root / "eval"
+    assert main(["evaluate", "--model", str(model), "--data", str(manifest), "--out", str(out), "--save-volumes",
+                 *_cli_common(root)]) == 0
+    summary = _csv_rows(out / "summary.csv")
+    assert [r["subset"] for r in summary] == ["t1", "t2", "dwi", "t1+t2", "t1+dwi", "t2+dwi", "t1+t2+dwi"]
+    markdown = (out / "summary.md").read_text()
+    assert sum(line.startswith("| proposed |") for line in markdown.splitlines()) == 7 + 1  # 7 rows + MSE layout
+    assert "Warning" in markdown  # the fold's training subjects are among the evaluated ones
+    in_memory = evaluate_checkpoint(model, manifest, root / "eval_api", device="cpu", cache_dir=root / "cache",
+                                    progress=False).table
+    written = evaluate_written(out / "volumes", "proposed")
+    key = lambda row: (row.subject, row.subset)  # noqa: E731
+    assert len(in_memory) == len(written) == 4 * 7
+    for a, b in zip(sorted(in_memory.rows, key=key), sorted(written.rows, key=key)):
+        assert key(a) == key(b) and a.metrics == b.metrics
+
+
+def test_misalignment_is_seeded_bounded_and_keeps_shape(tmp_path) -> None:
+    volume = np.zeros((20, 20, 8), np.float32)
+    volume[5:15, 5:15, 2:6] = 1.0
+    moved, params = misalign_subject_volume(volume, "sub0", seed=3, max_angle=8.0, max_shift=2.0, voxel_size=(1, 1, 2))
+    again, params_again = misalign_subject_volume(volume, "sub0", seed=3, max_angle=8.0, max_shift=2.0, voxel_size=(1, 1, 2))
+    other = misalign_subject_volume(volume, "sub1", seed=3)[1]
+    assert params == params_again and np.array_equal(moved, again) and other != params
+    assert moved.shape == volume.shape and moved.dtype == np.float32 and not np.allclose(moved, volume)
+    assert all(abs(a) <= 8.0 for a in params.angles_deg) and all(abs(s) <= 2.0 for s in params.shift_voxels)
+    identity = RigidPerturbation((0.0, 0.0, 0.0), (0.0, 0.0, 0.0))
+    assert np.allclose(misalign_volume(volume, identity), volume)
+    shifted = misalign_volume(volume, RigidPerturbation((0.0, 0.0, 0.0), (1.0, 0.0, 0.0)))
+    assert np.allclose(shifted[6:16], volume[5:15])
+
+
+def test_misaligned_dataset_copy(toy, tmp_path) -> None:
+    _, manifest = toy
+    copy = write_misaligned_dataset(manifest, "t1", tmp_path / "moved", ("t1", "t2", "flair"), seed=0)
+    rows = _csv_rows(copy.manifest)
+    assert len(rows) == 4 * 3 and sorted(copy.perturbations) == [f"sub{i}" for i in range(4)]
+    t1 = next(r for r in rows if r["subject"] == "sub0" and r["contrast"] == "t1")["path"]
+    original = nib.load(str(manifest.parent / "sub0" / "sub0_t1.nii.gz"))
+    assert Path(t1).is_relative_to(tmp_path) and nib.load(t1).shape == original.shape
+    assert not np.allclose(nib.load(t1).get_fdata(), original.get_fdata())
+
+
+def _report_rows(report: Path) -> dict[str, list[str]]:
+    """The first table of report.md (the MSE one): {row label: cells}, plus the header under key ''."""
+    lines = report.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        block.append([c.strip() for c in line.strip("|").split("|")])
+    assert block[0][0] == "mse"
+    return {"": block[0][1:], **{cells[0]: cells[1:] for cells in block[2:]}}
+
+
+def test_single_input_experiment_cli_quick(toy, capsys) -> None:
+    root, manifest = toy
+    out = root / "single"
+    code = main(["experiment", "single-input", "--data", str(manifest), "--out", str(out), "--quick", "--folds", "2",
+                 "--size", "16x16", "--epochs", "1", "--trees", "2", "--samples", "200", *_cli_common(root)])
+    assert code == 0 and "report:" in capsys.readouterr().out
+    table = _report_rows(out / "report.md")
+    assert table[""] == ["t1 -> t2", "t1 -> flair"]
+    assert set(table) - {""} == {"proposed", "rf", "dedis", "linear"}
+    assert all(cell for row in table.values() for cell in row)
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["size"] == [16, 16] and settings["encoder_features"] == 4  # --quick, then explicit overrides
+    assert (out / "t1_to_flair_fig4_synthesis.png").is_file()
+
+
+def test_single_input_skips_missing_task(toy) -> None:
+    root, manifest = toy
+    config = tiny(ExperimentConfig(manifest, root / "single_adc", target="adc", baselines=("linear",),
+                                   cache_dir=root / "cache"))
+    result = run_experiment("single-input", config)
+    assert len(result.table("single_input")) == 0 and any("skipped" in n for n in result.notes)
+    assert "t1 -> adc skipped" in result.report.read_text()
+
+
+def test_subsets_experiment(toy) -> None:
+    root, manifest = toy
+    result = run_experiment("subsets", tiny(ExperimentConfig(manifest, root / "subsets", cache_dir=root / "cache")))
+    table = _report_rows(result.report)
+    assert table[""] == ["t1", "t2", "dwi", "t1+t2", "t1+dwi", "t2+dwi", "t1+t2+dwi"]
+    assert set(table) - {""} == {"(A) proposed, one model per subset", "(B) proposed, one model, missing inputs",
+                                 "(C) rf", "(C) linear"}
+    assert all(all(cells) for cells in table.values())
+    assert (root / "subsets" / "fig4_synthesis.png").is_file() and (root / "subsets" / "subsets.csv").is_file()
+    # (A) on the full set is the (B) model: trained once per fold
+    assert len(list((root / "subsets" / "runs" / "fold1").glob("model-*"))) == 7
+
+
+def test_misalignment_experiment(toy) -> None:
+    root, manifest = toy
+    config = tiny(ExperimentConfig(manifest, root / "misaligned", inputs=("t1", "t2"), cache_dir=root / "cache"))
+    result = run_experiment("misalignment", config)
+    table = _report_rows(result.report)
+    assert table[""] == ["aligned", "misaligned"]
+    assert set(table) - {""} == {"proposed", "proposed, no spatial transformer", "rf", "proposed, t2 only", "rf, t2 only"}
+    assert table["proposed"][0] and table["proposed"][1] and table["rf, t2 only"][1]
+    assert (root / "misaligned" / "misaligned_data" / "manifest.csv").is_file()
+
+
+def test_transfer_finetunes_only_the_decoder(toy, tmp_path) -> None:
+    root, manifest = toy
+    new = write_toy_dataset(tmp_path / "new", subjects=4)
+    config = tiny(ExperimentConfig(manifest, root / "transfer", target_data=new, cache_dir=root / "cache"))
+    result = run_experiment("transfer", replace(config, epochs=2))
+    table = _report_rows(result.report)
+    assert set(table) - {""} == {"as is (trained on the source data)", "decoder fine-tuned on 1 volume",
+                                 "decoder fine-tuned on 2 volumes", "decoder fine-tuned on 3 volumes",
+                                 "trained from scratch on the 3 volumes"}
+    records = result.folds["transfer"]
+    source = load_checkpoint(next(iter(records[0].checkpoints.values())))[0].state_dict
+    for record in records[1:4]:
+        tuned = load_checkpoint(next(iter(record.checkpoints.values())))[0].state_dict
+        encoder_keys = [k for k in source if not k.startswith("decoder.")]
+        assert encoder_keys and all(torch.equal(source[k], tuned[k]) for k in encoder_keys)
+        assert any(not torch.equal(source[k], tuned[k]) for k in source if k.startswith("decoder."))
+        assert len(record.test_subjects) == 1  # the subject outside the largest fine-tuning set
+
+
+def test_experiment_cli_quick_and_errors(toy, capsys) -> None:
+    root, manifest = toy
+    code = main(["experiment", "transfer", "--data", str(manifest), "--out", str(root / "bad"), "--quick",
+                 *_cli_common(root)])
+    assert code == 2 and "--target-data" in capsys.readouterr().err
+    assert main(["experiment", "nope", "--data", str(manifest), "--out", str(root / "bad")]) != 0
