@@ -16,7 +16,7 @@ from mrsynth.data.preprocessing import PreprocessConfig
 from mrsynth.data.simulation import SimulationConfig, simulate_cohort
 from mrsynth.errors import MrsynthError
 from mrsynth.evaluation.evaluate import all_subsets, evaluate_predictor, subject_stacks, subset_label
-from mrsynth.evaluation.figures import plot_subset_examples
+from mrsynth.evaluation.report import synthesis_grid_figure
 from mrsynth.evaluation.metrics import MetricTable
 from mrsynth.inference import Synthesizer
 from mrsynth.io.layouts import discover_dataset
@@ -120,10 +120,12 @@ def run_demo(config: DemoConfig = DemoConfig(), log=print) -> DemoResult:
 
     log("[5/5] writing the figure and a synthesised NIfTI")
     subject = test_names[0]
-    figure = plot_subset_examples(
-        {subset_label(s): predictions[(subject, subset_label(s))] for s in subsets if (subject, subset_label(s)) in predictions},
-        target=next(s.target for s in subject_stacks(test_slices) if s.subject == subject),
-        path=out / "figure.png", title=f"{subject}: FLAIR from each input alone, all inputs, and the truth")
+    stack = next(s for s in subject_stacks(test_slices) if s.subject == subject)
+    figure = synthesis_grid_figure(
+        stack.inputs, INPUTS,
+        {subset_label(s): predictions[(subject, subset_label(s))] for s in subsets if len(s) == 1 or len(s) == len(INPUTS)},
+        stack.target, out / "figure.png", target_name=TARGET, slice_index=_largest_slice(stack.target),
+        title=f"{subject}: FLAIR from each input alone and from all inputs (the paper's Fig. 4)")
     files = discover_dataset(manifest).subject(subject).files
     synthesized = synthesizer.write(synthesizer.synthesize_files({c: files[c] for c in INPUTS}, subject=subject),
                                     out / f"{subject}_flair_synthesized.nii.gz", force=config.force)
@@ -133,3 +135,8 @@ def run_demo(config: DemoConfig = DemoConfig(), log=print) -> DemoResult:
         f"  nifti  {synthesized}\n  model  {result.best_checkpoint}")
     return DemoResult(out=out, table=table, table_markdown=table_markdown, table_csv=table_csv, figure=figure,
                       synthesized=synthesized, model=result.best_checkpoint, seconds=seconds)
+
+
+def _largest_slice(target) -> int:
+    """The slice with the most brain: a representative axial view."""
+    return int((target > 0).reshape(len(target), -1).sum(axis=1).argmax())

@@ -20,7 +20,7 @@ def compare(
 ) -> None:
     """Write a side-by-side figure and print the MSE of the mean-normalised volumes where both have signal."""
     from mrsynth.errors import InputError
-    from mrsynth.evaluation.figures import plot_volume_comparison
+    from mrsynth.evaluation.report import plot_volume_comparison
     from mrsynth.io.resample import resample_to, same_grid
     from mrsynth.io.volumes import load_volume
 

@@ -4,6 +4,7 @@
   all inputs, and the ground truth, for one slice of one test subject (inputs shown above).
 * :func:`latent_figure` (Fig. 2): one latent channel of each input contrast after alignment,
   and the fused latent, for one slice.
+* :func:`plot_volume_comparison`: a synthesised volume next to the real scan, on one grid.
 """
 
 from __future__ import annotations
@@ -111,3 +112,34 @@ def latent_figure(model: MultiInputSynthesisNet, inputs: np.ndarray, path: str |
     lo, hi = float(np.percentile(values, 0.5)), float(np.percentile(values, 99.5))
     return _grid([panels], path, title or f"latent channel {c}, slice {z}", [(lo, hi if hi > lo else lo + 1.0)],
                  cmap="viridis")
+
+
+def plot_volume_comparison(synthesized: np.ndarray, truth: np.ndarray, path: str | Path, title: str = "",
+                           labels: tuple[str, str] = ("synthesised", "real"), slices: int = 3) -> Path:
+    """Axial slices of two volumes on one grid, each divided by its brain mean, side by side.
+
+    Rows are the two volumes; columns are ``slices`` evenly spaced axial positions through the
+    part of the grid where both have signal.
+    """
+    both = (synthesized > 0) & (truth > 0)
+    z_axis = np.flatnonzero(both.reshape(-1, both.shape[2]).any(axis=0))
+    if z_axis.size == 0:
+        raise ValueError("the two volumes have no voxels in common")
+    positions = np.linspace(z_axis[0], z_axis[-1], slices + 2)[1:-1].round().astype(int)
+    rows = [(label, volume / volume[volume > 0].mean()) for label, volume in zip(labels, (synthesized, truth))]
+    vmax = float(np.percentile(rows[1][1][both], 99.5))
+    fig, axes = plt.subplots(2, slices, figsize=(2.6 * slices, 5.4), squeeze=False)
+    for r, (label, volume) in enumerate(rows):
+        for c, z in enumerate(positions):
+            ax = axes[r][c]
+            ax.imshow(np.rot90(volume[:, :, z]), cmap="gray", vmin=0, vmax=vmax)
+            ax.set_title(f"{label}, slice {z}", fontsize=9)
+            ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
