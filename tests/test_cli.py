@@ -102,3 +102,20 @@ def test_bad_input_is_one_line_exit_2(trained, case, capsys) -> None:
         assert out.read_bytes() == b"precious"
     else:
         assert not out.exists()
+
+
+def test_compare_writes_figure_and_refuses_overwrite(trained, capsys) -> None:
+    root, _ = trained
+    t1, flair = root / "data/sub1/sub1_t1.nii.gz", root / "data/sub1/sub1_flair.nii.gz"
+    synth = root / "cmp_synth.nii.gz"
+    assert main(["synthesize", "--model", str(root / "run"), "--input", f"t1={t1}", "--out", str(synth), "--device", "cpu"]) == 0
+    figure = root / "cmp.png"
+    assert main(["compare", "--synthesized", str(synth), "--truth", str(flair), "--out", str(figure)]) == 0
+    assert figure.stat().st_size > 1000 and "MSE" in capsys.readouterr().out
+    assert main(["compare", "--synthesized", str(synth), "--truth", str(flair), "--out", str(figure)]) == 2
+
+
+def test_models_lists_or_says_none(capsys) -> None:
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "pretrained:" in out or "no pretrained models" in out

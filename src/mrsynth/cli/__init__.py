@@ -1,12 +1,12 @@
 """The ``mrsynth`` command line: a thin layer over the Python API.
 
 Each module registers its commands on the one Typer ``app``: ``core`` (train, synthesize,
-inspect), ``data`` (simulate, demo), ``experiments`` (evaluate, crossval, experiment), ``models``.
+inspect), ``data`` (simulate, demo), ``experiments`` (evaluate, crossval, experiment),
+``models`` (shipped checkpoints) and ``qa`` (compare).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import sys
 
@@ -20,13 +20,8 @@ except ImportError:  # older typer uses click itself
 from mrsynth.cli.app import app
 from mrsynth.errors import MrsynthError
 
-COMMAND_MODULES = ("core", "data", "experiments", "models", "qa")
-for _name in COMMAND_MODULES:
-    try:
-        importlib.import_module(f"mrsynth.cli.{_name}")
-    except ModuleNotFoundError as _error:  # a command module not written yet
-        if _error.name != f"mrsynth.cli.{_name}":
-            raise
+# importing a command module registers its commands on the app
+from mrsynth.cli import core, data, experiments, models, qa  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> int:
