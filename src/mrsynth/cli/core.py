@@ -32,6 +32,11 @@ def train(
     features: int = typer.Option(32, "--features", help="Width of the encoders' first level (doubles at each pooling)."),
     context_slices: int = typer.Option(0, "--context-slices", help="Neighbouring slices on each side as extra input channels (2.5D)."),
     amp: bool = typer.Option(True, "--amp/--no-amp", help="bf16 mixed precision on CUDA."),
+    ddp: Optional[bool] = typer.Option(None, "--ddp/--no-ddp", help="DistributedDataParallel over the processes torchrun starts (default: on when torchrun's WORLD_SIZE > 1); --batch-size stays the global batch."),
+    compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the encoders, transformer and decoder (default: off)."),
+    channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last", help="NHWC convolutions (default: on for CUDA, off for CPU)."),
+    batched_encoders: Optional[bool] = typer.Option(None, "--batched-encoders/--no-batched-encoders", help="Run all contrasts' encoders as one vmapped call when all are present (default: off)."),
+    prefetch: Optional[bool] = typer.Option(None, "--prefetch/--no-prefetch", help="Gather batches in a background thread (default: on for CUDA)."),
     margin: int = typer.Option(4, help="Voxels of margin around the brain bounding box."),
     layout: LayoutOpt = None,
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Preprocessed-slice cache (default: $MRSYNTH_CACHE or ~/.cache/mrsynth)."),
@@ -47,7 +52,8 @@ def train(
                                encoder_features=features, use_spatial_transformer=spatial_transformer, fusion=fusion, context_slices=context_slices)
     train_config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, patience=patience,
                                val_fraction=val_fraction, seed=seed, device=device, amp=amp,
-                               input_dropout=input_dropout, progress=progress)
+                               input_dropout=input_dropout, progress=progress, ddp=ddp, compile=compile,
+                               channels_last=channels_last, batched_encoders=batched_encoders, prefetch=prefetch)
     preprocess = PreprocessConfig(size=_size(size), margin=margin)
     result = train_on_dataset(data, model_config, train_config, out, preprocess, layout=layout,
                               cache_dir=cache_dir or default_cache_dir(), resume=resume)

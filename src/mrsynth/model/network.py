@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
+from torch.func import functional_call
 
 from mrsynth.model.config import ModelConfig
 from mrsynth.model.decoder import ShallowDecoder
@@ -30,6 +31,31 @@ class SynthesisOutput:
     individual_images: torch.Tensor | None  # (P, 1, H, W) each aligned latent decoded on its own
 
 
+@dataclass(frozen=True)
+class ExecutionOptions:
+    """How (not what) the network computes: every choice gives the same outputs up to float rounding.
+
+    ``channels_last`` runs the convolutions on NHWC activations. ``batched_encoders`` runs the
+    encoders of all contrasts as one vmapped call (each convolution becomes one grouped
+    convolution over the contrasts) when every sample of the batch has every contrast; otherwise
+    each contrast's encoder runs on its present slices only. ``None`` takes the default of the
+    device the inputs are on (:meth:`resolve`), chosen by measurement (``benchmarks/speed.py``).
+    """
+
+    channels_last: bool | None = None
+    batched_encoders: bool | None = None
+
+    def resolve(self, device_type: str) -> "ExecutionOptions":
+        """Replace every ``None`` by the default for ``device_type`` ("cpu", "cuda", ...)."""
+        # Measured with benchmarks/speed.py (benchmarks/README.md): on CPU (oneDNN) NHWC and the
+        # vmapped encoders gave no gain / a 25-30% loss against NCHW and the per-contrast loop, so
+        # both stay off there. On CUDA, NHWC is what cuDNN's tensor-core kernels want; the batched
+        # encoders stay off until a GPU run of the benchmark shows that they pay.
+        defaults = {"channels_last": device_type == "cuda", "batched_encoders": False}
+        return ExecutionOptions(**{name: defaults[name] if getattr(self, name) is None else getattr(self, name)
+                                   for name in defaults})
+
+
 class MultiInputSynthesisNet(nn.Module):
     """Synthesise the target contrast from ANY non-empty subset of the input contrasts.
 
@@ -44,9 +70,10 @@ class MultiInputSynthesisNet(nn.Module):
     (2, 1, 32, 32)
     """
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, execution: ExecutionOptions = ExecutionOptions()):
         super().__init__()
         self.config = config
+        self.execution = execution
         self.encoders = nn.ModuleList(
             UNetEncoder(config.channels_per_input, config.encoder_features, config.latent_channels)
             for _ in config.inputs
@@ -55,6 +82,30 @@ class MultiInputSynthesisNet(nn.Module):
             AffineSpatialTransformer(config.latent_channels) if config.use_spatial_transformer else None
         )
         self.decoder = ShallowDecoder(config.latent_channels, config.decoder_features)
+
+    def set_execution(self, **changes: bool | None) -> "MultiInputSynthesisNet":
+        """Switch fast paths by name (fields of :class:`ExecutionOptions`); weights are untouched."""
+        self.execution = replace(self.execution, **changes)
+        return self
+
+    def _memory_format(self, x: torch.Tensor, options: ExecutionOptions) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if options.channels_last else x
+
+    def _encode_all(self, images: torch.Tensor) -> torch.Tensor:
+        """Every contrast of every sample through its own encoder in one vmapped call: ``(B*C, L, H, W)``.
+
+        The encoders' parameters are stacked (differentiably) along a new contrast axis, so vmap
+        turns each convolution into one grouped convolution over all contrasts.
+        """
+        names = [name for name, _ in self.encoders[0].named_parameters()]
+        per_encoder = [dict(encoder.named_parameters()) for encoder in self.encoders]
+        stacked = {name: torch.stack([params[name] for params in per_encoder]) for name in names}
+
+        def run(params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+            return functional_call(self.encoders[0], params, (x,))
+
+        latents = torch.vmap(run)(stacked, images.transpose(0, 1))  # (C, B, L, H, W)
+        return latents.transpose(0, 1).flatten(0, 1)
 
     def encode(self, images: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Encode every present slice with its contrast's encoder; returns (latents, pair_batch, pair_contrast)."""
@@ -70,12 +121,15 @@ class MultiInputSynthesisNet(nn.Module):
         if not bool(present.any(dim=1).all()):
             raise ValueError("every sample needs at least one present input contrast")
         pair_batch, pair_contrast = present.nonzero(as_tuple=True)
+        options = self.execution.resolve(images.device.type)
+        if options.batched_encoders and n_contrasts > 1 and len(pair_batch) == present.numel():
+            return self._memory_format(self._encode_all(images), options), pair_batch, pair_contrast
         chunks, order = [], []
         for c, encoder in enumerate(self.encoders):
             rows = (pair_contrast == c).nonzero(as_tuple=True)[0]
             if rows.numel() == 0:
                 continue
-            chunks.append(encoder(images[pair_batch[rows], c]))
+            chunks.append(encoder(self._memory_format(images[pair_batch[rows], c], options)))
             order.append(rows)
         latents = torch.cat(chunks)[torch.argsort(torch.cat(order))]
         return latents, pair_batch, pair_contrast

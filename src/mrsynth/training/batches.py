@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -13,9 +15,22 @@ from mrsynth.data.slices import SliceSet
 
 @dataclass
 class Batch:
+    """One batch on the device; with several ranks, one rank's share of a global batch.
+
+    ``weight`` multiplies this share's mean loss so that averaging the ranks' gradients gives
+    the global batch's mean (``len * world / global_len``); ``samples`` counts its real slices
+    (0 for the stand-in row a rank runs, with weight 0, when a small last batch leaves it none).
+    """
+
     images: torch.Tensor  # (B, C, H, W) or (B, C, K, H, W)
     present: torch.Tensor  # (B, C) bool
     target: torch.Tensor  # (B, 1, H, W)
+    weight: float = 1.0
+    samples: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.samples is None:
+            self.samples = len(self.target)
 
 
 def context_rows(slices: SliceSet, context: int) -> np.ndarray:
@@ -66,10 +81,21 @@ def read_batch(slices: SliceSet, rows: np.ndarray, device: torch.device, neighbo
                  target=move(target.astype(np.float32, copy=False)))
 
 
+def rank_share(count: int, rank: int, world: int) -> np.ndarray:
+    """Positions ``0..count-1`` of a global batch that rank ``rank`` of ``world`` takes (contiguous, disjoint)."""
+    return np.array_split(np.arange(count), world)[rank]
+
+
 def iterate_batches(slices: SliceSet, rows: np.ndarray, batch_size: int, device: torch.device,
                     rng: np.random.Generator | None = None, input_dropout: float = 0.0,
-                    neighbours: np.ndarray | None = None, max_batches: int | None = None) -> Iterator[Batch]:
-    """Yield batches over ``rows``; shuffled when ``rng`` is given, in order otherwise."""
+                    neighbours: np.ndarray | None = None, max_batches: int | None = None,
+                    rank: int = 0, world: int = 1) -> Iterator[Batch]:
+    """Yield batches over ``rows``; shuffled when ``rng`` is given, in order otherwise.
+
+    With ``world > 1`` ranks, every rank draws the same permutation and input dropout (same
+    ``rng`` seed) for each global batch of ``batch_size`` rows and yields only its own share of it
+    (:func:`rank_share`), weighted so that the ranks' averaged gradients equal the global batch's.
+    """
     order = rng.permutation(rows) if rng is not None else np.asarray(rows)
     for i, start in enumerate(range(0, len(order), batch_size)):
         if max_batches is not None and i >= max_batches:
@@ -78,4 +104,61 @@ def iterate_batches(slices: SliceSet, rows: np.ndarray, batch_size: int, device:
         present = np.asarray(slices.present[chunk])
         if rng is not None:
             present = drop_inputs(present, input_dropout, rng)
-        yield read_batch(slices, chunk, device, neighbours, present)
+        if world == 1:
+            yield read_batch(slices, chunk, device, neighbours, present)
+            continue
+        share = rank_share(len(chunk), rank, world)
+        if len(share) == 0:  # join the gradient all-reduce with a stand-in row that counts for nothing
+            stand_in = read_batch(slices, chunk[:1], device, neighbours, present[:1])
+            yield Batch(stand_in.images, stand_in.present, stand_in.target, weight=0.0, samples=0)
+            continue
+        batch = read_batch(slices, chunk[share], device, neighbours, present[share])
+        batch.weight = len(share) * world / len(chunk)
+        yield batch
+
+
+def prefetch(batches: Iterator[Batch], depth: int = 2, device: torch.device | None = None) -> Iterator[Batch]:
+    """Gather batches in a background thread, up to ``depth`` ahead of the consumer.
+
+    The producer keeps the order (and so the random draws) of ``batches``; an exception in it is
+    re-raised here; closing this generator early stops the thread. With a CUDA ``device`` the
+    thread makes it current, so that pinning does not open a context on another GPU.
+    """
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            if device is not None and device.type == "cuda":
+                torch.cuda.set_device(device)
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        slots.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put(done)
+        except BaseException as error:  # handed to the consumer
+            slots.put(error)
+
+    thread = threading.Thread(target=produce, name="mrsynth-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = slots.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                slots.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.05)

@@ -9,11 +9,30 @@ from mrsynth.model.config import LossWeights
 
 
 @dataclass(frozen=True)
+class SpeedSettings:
+    """Fast paths of one training run on one device; ``None`` model options resolve per device in the model."""
+
+    channels_last: bool | None
+    batched_encoders: bool | None
+    compile: bool
+    prefetch: bool
+    amp: bool
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """How to train: optimiser, schedule, early stopping, device and reproducibility.
 
     ``input_dropout`` is the probability of hiding each input contrast of a training sample
     (at least one is always kept); 0 reproduces the paper, which trains on every input.
+
+    Speed settings change how, not what, is computed; ``None`` means the device's default
+    (see :meth:`resolve_speed` and ``benchmarks/README.md`` for the measurements behind them):
+    ``channels_last`` (NHWC convolutions), ``batched_encoders`` (one vmapped call for the
+    encoders of all contrasts when all are present), ``compile`` (``torch.compile`` of the
+    encoders, spatial transformer and decoder), ``prefetch`` (batches gathered by a background
+    thread). ``amp`` is bf16 autocast on CUDA. ``ddp`` trains with DistributedDataParallel on the
+    processes started by ``torchrun``: ``None`` does so whenever torchrun's ``WORLD_SIZE`` is above 1.
     """
 
     epochs: int = 30
@@ -29,6 +48,11 @@ class TrainConfig:
     max_batches_per_epoch: int | None = None
     loss_weights: LossWeights = field(default_factory=LossWeights)
     progress: bool = True
+    channels_last: bool | None = None
+    batched_encoders: bool | None = None
+    compile: bool | None = None
+    prefetch: bool | None = None
+    ddp: bool | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -39,6 +63,18 @@ class TrainConfig:
             raise ValueError("input_dropout must be in [0, 1)")
         if self.learning_rate <= 0:
             raise ValueError("learning rate must be positive")
+
+    def resolve_speed(self, device_type: str) -> "SpeedSettings":
+        """The speed settings in force on a device of ``device_type``, every ``None`` decided."""
+        return SpeedSettings(
+            channels_last=self.channels_last,
+            batched_encoders=self.batched_encoders,
+            # compile: on 2 CPU cores it did not pay back (benchmarks/README.md); on CUDA it stays
+            # opt-in until a GPU run of benchmarks/speed.py --compile shows the gain.
+            compile=bool(self.compile),
+            prefetch=device_type == "cuda" if self.prefetch is None else self.prefetch,
+            amp=self.amp and device_type == "cuda",
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,4 +1,9 @@
-"""The training loop: Adam, subject-wise validation, early stopping, atomic checkpoints, resume."""
+"""The training loop: Adam, subject-wise validation, early stopping, atomic checkpoints, resume.
+
+Fast paths (channels-last, batched encoders, ``torch.compile``, prefetch, bf16 autocast on CUDA)
+come from :meth:`TrainConfig.resolve_speed`; under ``torchrun`` the loop runs data-parallel
+(:mod:`mrsynth.training.distributed`) with rank 0 writing every file.
+"""
 
 from __future__ import annotations
 
@@ -17,10 +22,20 @@ from tqdm.auto import tqdm
 
 from mrsynth.data.slices import SliceSet
 from mrsynth.errors import MrsynthError
-from mrsynth.model import ModelConfig, MultiInputSynthesisNet, synthesis_loss
-from mrsynth.training.batches import context_rows, iterate_batches
+from mrsynth.model import LossTerms, ModelConfig, MultiInputSynthesisNet, synthesis_loss
+from mrsynth.model.network import ExecutionOptions
+from mrsynth.training.batches import Batch, context_rows, iterate_batches, prefetch, rank_share
 from mrsynth.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from mrsynth.training.config import TrainConfig
+from mrsynth.training.config import SpeedSettings, TrainConfig
+from mrsynth.training.distributed import (
+    DistributedContext,
+    all_reduce_sums,
+    any_rank,
+    broadcast_object,
+    setup_distributed,
+    teardown_distributed,
+    wrap_model,
+)
 from mrsynth.training.splits import split_subjects
 
 log = logging.getLogger(__name__)
@@ -63,17 +78,58 @@ def _rows_of(slices: SliceSet, subjects: list[str]) -> np.ndarray:
     return np.flatnonzero(np.isin(slices.subject, ids))
 
 
+def build_model(model_config: ModelConfig, speed: SpeedSettings, device: torch.device,
+                initial_state: dict[str, torch.Tensor] | None = None) -> MultiInputSynthesisNet:
+    """The network on ``device`` with the fast paths of ``speed`` (weights from ``initial_state`` if given).
+
+    With ``speed.compile`` the spatial transformer, the decoder and (unless the vmapped batched
+    encoders are in force) each encoder are compiled in place, so state-dict keys do not change.
+    """
+    execution = ExecutionOptions(speed.channels_last, speed.batched_encoders).resolve(device.type)
+    model = MultiInputSynthesisNet(model_config, execution)
+    if initial_state is not None:
+        model.load_state_dict(initial_state)
+    model.to(device)
+    if speed.compile:
+        parts = [model.decoder, model.spatial_transformer]
+        if not execution.batched_encoders:
+            parts.extend(model.encoders)
+        for part in parts:
+            if part is not None:
+                part.compile()
+    return model
+
+
+def train_step(model: torch.nn.Module, optimiser: torch.optim.Optimizer, batch: Batch, config: TrainConfig,
+               device: torch.device, amp: bool) -> LossTerms:
+    """One Adam step on ``batch`` (its loss scaled by ``batch.weight``); returns the unscaled terms."""
+    with _autocast(device, amp):
+        terms = synthesis_loss(model(batch.images, batch.present), batch.target, config.loss_weights)
+    optimiser.zero_grad(set_to_none=True)
+    (terms.total if batch.weight == 1.0 else terms.total * batch.weight).backward()
+    optimiser.step()
+    return terms
+
+
 def evaluate_loss(model: MultiInputSynthesisNet, slices: SliceSet, rows: np.ndarray, config: TrainConfig,
-                  device: torch.device, neighbours: np.ndarray | None = None) -> dict[str, float]:
-    """Average the cost terms over ``rows`` (weighted by batch size), without gradients."""
+                  device: torch.device, neighbours: np.ndarray | None = None,
+                  context: DistributedContext = DistributedContext()) -> dict[str, float]:
+    """Average the cost terms over ``rows`` (weighted by batch size), without gradients.
+
+    With several ranks each evaluates its contiguous share of ``rows`` and the sums are all-reduced.
+    """
     model.eval()
+    total_rows = len(rows)
+    if context.enabled:
+        rows = np.asarray(rows)[rank_share(len(rows), context.rank, context.world_size)]
     sums = dict.fromkeys(TERMS, 0.0)
     with torch.inference_mode(), _autocast(device, config.amp):
         for batch in iterate_batches(slices, rows, config.batch_size, device, neighbours=neighbours):
             terms = synthesis_loss(model(batch.images, batch.present), batch.target, config.loss_weights).as_floats()
             for name in TERMS:
                 sums[name] += terms[name] * len(batch.target)
-    return {name: value / max(1, len(rows)) for name, value in sums.items()}
+    sums = all_reduce_sums(sums, context, device)
+    return {name: value / max(1, total_rows) for name, value in sums.items()}
 
 
 def _write_history(path: Path, history: list[dict[str, float]]) -> None:
@@ -96,22 +152,38 @@ def train_model(slices: SliceSet, model_config: ModelConfig, config: TrainConfig
 
     ``trainable`` names the parts whose weights are updated (``("decoder",)`` fine-tunes the
     decoder alone, as in the paper's transfer experiment); ``initial_state`` starts from given
-    weights. With ``resume`` the run continues from ``run_dir/last.pt``.
+    weights. With ``resume`` the run continues from ``run_dir/last.pt``. Launched by ``torchrun``
+    (or with ``config.ddp``), every process calls this and the ranks train one model together.
     """
-    run_dir = Path(run_dir)
+    context, device = setup_distributed(config.ddp, config.device)
+    try:
+        result = _train(slices, model_config, config, Path(run_dir), context, device or resolve_device(config.device),
+                        preprocess=preprocess, training_data=training_data, resume=resume, overwrite=overwrite,
+                        initial_state=initial_state, trainable=trainable, val_subjects=val_subjects)
+    except BaseException:
+        teardown_distributed(context, wait=False)  # the other ranks may never reach a barrier
+        raise
+    teardown_distributed(context)
+    return result
+
+
+def _train(slices: SliceSet, model_config: ModelConfig, config: TrainConfig, run_dir: Path,
+           context: DistributedContext, device: torch.device, *, preprocess: dict[str, Any] | None,
+           training_data: dict[str, Any] | None, resume: bool, overwrite: bool,
+           initial_state: dict[str, torch.Tensor] | None, trainable: tuple[str, ...],
+           val_subjects: list[str] | None) -> TrainResult:
+    """:func:`train_model` on this process's device, as rank ``context.rank`` of ``context.world_size``."""
     best_path, last_path = run_dir / BEST_NAME, run_dir / LAST_NAME
+    main = context.is_main
     if slices.contrasts != model_config.inputs:
         slices = slices.select_contrasts(model_config.inputs)
     if len(slices) == 0:
         raise MrsynthError("no training slices: no subject has any of the model's input contrasts")
-    if best_path.exists() and not (resume or overwrite):
+    if any_rank(main and best_path.exists() and not (resume or overwrite), context, device):
         raise MrsynthError(f"{run_dir} already holds a trained model; use --resume to continue it or choose another --out")
-    device = resolve_device(config.device)
+    speed = config.resolve_speed(device.type)
     torch.manual_seed(config.seed)
-    model = MultiInputSynthesisNet(model_config)
-    if initial_state is not None:
-        model.load_state_dict(initial_state)
-    model.to(device)
+    model = build_model(model_config, speed, device, initial_state)
     for name, module in model.named_children():
         for parameter in module.parameters():
             parameter.requires_grad_(name in trainable)
@@ -123,8 +195,10 @@ def train_model(slices: SliceSet, model_config: ModelConfig, config: TrainConfig
     else:
         train_subjects = [s for s in slices.subjects if s not in val_subjects]
     start_epoch, best_value, best_epoch, stale, history = 0, float("inf"), -1, 0, []
-    if resume and last_path.exists():
-        saved, state = load_checkpoint(last_path)
+    saved_run = load_checkpoint(last_path) if main and resume and last_path.exists() else None
+    saved_run = broadcast_object(saved_run, context, device)  # rank 0's file: no shared filesystem needed
+    if saved_run is not None:
+        saved, state = saved_run
         if saved.model_config != model_config:
             raise MrsynthError(f"{last_path}: the run being resumed has a different model configuration")
         model.load_state_dict(saved.state_dict)
@@ -133,15 +207,20 @@ def train_model(slices: SliceSet, model_config: ModelConfig, config: TrainConfig
         stale, history = int(state["stale"]), list(state["history"])
         train_subjects, val_subjects = list(state["train_subjects"]), list(state["val_subjects"])
         log.info("resuming %s at epoch %d", run_dir, start_epoch + 1)
+    net = wrap_model(model, context, device)
     train_rows, val_rows = _rows_of(slices, train_subjects), _rows_of(slices, val_subjects)
     neighbours = context_rows(slices, model_config.context_slices) if model_config.context_slices else None
     monitor = "val_fused_mae" if len(val_rows) else "train_fused_mae"
     data_info = {**(training_data or {}), "train_subjects": train_subjects, "val_subjects": val_subjects,
                  "input_dropout": config.input_dropout, "monitor": monitor}
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(
-        {"model": model_config.to_dict(), "train": config.to_dict(), "preprocess": preprocess or {}, "data": data_info},
-        indent=2, default=str))
+    if context.enabled:
+        data_info["world_size"] = context.world_size
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(
+            {"model": model_config.to_dict(), "train": config.to_dict(), "preprocess": preprocess or {}, "data": data_info},
+            indent=2, default=str))
+    progress = config.progress and main
 
     def checkpoint(epoch: int, metrics: dict[str, float]) -> Checkpoint:
         return Checkpoint(model_config=model_config, state_dict=model.state_dict(), preprocess=preprocess or {},
@@ -155,41 +234,42 @@ def train_model(slices: SliceSet, model_config: ModelConfig, config: TrainConfig
         rng = np.random.default_rng([config.seed, epoch])
         sums, seen = dict.fromkeys(TERMS, 0.0), 0
         batches = iterate_batches(slices, train_rows, config.batch_size, device, rng, config.input_dropout,
-                                  neighbours, config.max_batches_per_epoch)
+                                  neighbours, config.max_batches_per_epoch, rank=context.rank, world=context.world_size)
+        if speed.prefetch:
+            batches = prefetch(batches, device=device)
         total_batches = -(-len(train_rows) // config.batch_size)
         if config.max_batches_per_epoch is not None:
             total_batches = min(total_batches, config.max_batches_per_epoch)
         bar = tqdm(batches, total=total_batches, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
-                   disable=not config.progress)
+                   disable=not progress)
         for batch in bar:
-            with _autocast(device, config.amp):
-                terms = synthesis_loss(model(batch.images, batch.present), batch.target, config.loss_weights)
-            optimiser.zero_grad(set_to_none=True)
-            terms.total.backward()
-            optimiser.step()
-            values = terms.as_floats()
+            values = train_step(net, optimiser, batch, config, device, speed.amp).as_floats()
             for name in TERMS:
-                sums[name] += values[name] * len(batch.target)
-            seen += len(batch.target)
+                sums[name] += values[name] * batch.samples
+            seen += batch.samples
             bar.set_postfix({"loss": f"{values['total']:.4f}", "mae": f"{values['fused_mae']:.4f}",
                              "mvv": f"{values['latent_variance']:.4f}", "ind": f"{values['individual_mae']:.4f}"})
+        totals = all_reduce_sums({**sums, "seen": float(seen)}, context, device)
         row: dict[str, float] = {"epoch": epoch + 1}
-        row.update({f"train_{k}": v / max(1, seen) for k, v in sums.items()})
+        row.update({f"train_{k}": totals[k] / max(1.0, totals["seen"]) for k in TERMS})
         if len(val_rows):
-            row.update({f"val_{k}": v for k, v in evaluate_loss(model, slices, val_rows, config, device, neighbours).items()})
+            row.update({f"val_{k}": v for k, v in
+                        evaluate_loss(model, slices, val_rows, config, device, neighbours, context).items()})
         row["seconds"] = time.perf_counter() - started
         history.append(row)
         improved = row[monitor] < best_value
         if improved:
             best_value, best_epoch, stale = row[monitor], epoch + 1, 0
-            save_checkpoint(checkpoint(epoch + 1, {monitor: best_value}), best_path)
+            if main:
+                save_checkpoint(checkpoint(epoch + 1, {monitor: best_value}), best_path)
         else:
             stale += 1
-        save_checkpoint(checkpoint(epoch + 1, {monitor: row[monitor]}), last_path, extra={
-            "optimiser": optimiser.state_dict(), "epoch": epoch, "best_value": best_value, "best_epoch": best_epoch,
-            "stale": stale, "history": history, "train_subjects": train_subjects, "val_subjects": val_subjects})
-        _write_history(run_dir / HISTORY_NAME, history)
-        if config.progress:
+        if main:
+            save_checkpoint(checkpoint(epoch + 1, {monitor: row[monitor]}), last_path, extra={
+                "optimiser": optimiser.state_dict(), "epoch": epoch, "best_value": best_value, "best_epoch": best_epoch,
+                "stale": stale, "history": history, "train_subjects": train_subjects, "val_subjects": val_subjects})
+            _write_history(run_dir / HISTORY_NAME, history)
+        if progress:
             summary = "  ".join(f"{k}={v:.4f}" for k, v in row.items() if k not in ("epoch",))
             tqdm.write(f"epoch {epoch + 1}: {summary}{'  *best' if improved else ''}")
     return TrainResult(run_dir=run_dir, best_checkpoint=best_path, best_epoch=best_epoch, best_value=best_value,

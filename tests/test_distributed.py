@@ -1,0 +1,73 @@
+"""DistributedDataParallel training (2 CPU processes, gloo) follows single-process training."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from mrsynth.errors import MrsynthError
+from mrsynth.model import ModelConfig
+from mrsynth.training import TrainConfig, load_checkpoint, train_model
+from mrsynth.training.distributed import setup_distributed, wants_ddp
+
+from toy import toy_slices
+
+TINY = dict(encoder_features=4, latent_channels=4, decoder_features=4)
+# 18 training rows in global batches of 17: ranks take 9 and 8 rows, then 1 and none (a stand-in
+# row with weight 0); subject 1 lacks dwi and input dropout hides more, so some encoders get no
+# gradient on some ranks (find_unused_parameters).
+BASE = dict(epochs=2, batch_size=17, learning_rate=1e-4, val_fraction=0.25, input_dropout=0.3, device="cpu",
+            progress=False, patience=99)
+
+
+def _data_and_model():
+    slices = toy_slices(missing={1: 2})
+    return slices, ModelConfig(inputs=slices.contrasts, target="flair", **TINY)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _rank(rank: int, world: int, port: int, run_dir: str) -> None:
+    """One torchrun-like process: the environment torchrun would set, then the ordinary training call."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    slices, model_config = _data_and_model()
+    train_model(slices, model_config, TrainConfig(**BASE, ddp=True), Path(run_dir))
+    assert not dist.is_initialized()  # the group train_model created is gone again
+
+
+def test_two_process_ddp_matches_single_process(tmp_path) -> None:
+    torch.set_num_threads(1)
+    slices, model_config = _data_and_model()
+    single = train_model(slices, model_config, TrainConfig(**BASE), tmp_path / "single")
+    mp.spawn(_rank, args=(2, _free_port(), str(tmp_path / "ddp")), nprocs=2, join=True)
+
+    ddp_state = load_checkpoint(tmp_path / "ddp" / "last.pt")
+    single_state = load_checkpoint(tmp_path / "single" / "last.pt")
+    for name, value in single_state[0].state_dict.items():
+        torch.testing.assert_close(ddp_state[0].state_dict[name], value, atol=2e-6, rtol=1e-5, msg=name)
+    assert ddp_state[0].training_data["world_size"] == 2
+    history = ddp_state[1]["history"]
+    assert len(history) == len(single.history) == 2
+    for ddp_row, single_row in zip(history, single.history):
+        for key in ("train_total", "val_total", "val_fused_mae"):
+            assert ddp_row[key] == pytest.approx(single_row[key], rel=1e-5), key
+    assert (tmp_path / "ddp" / "model.pt").is_file() and (tmp_path / "ddp" / "history.csv").is_file()
+
+
+def test_ddp_needs_torchrun_environment() -> None:
+    assert not wants_ddp(None, {}) and not wants_ddp(None, {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0"})
+    assert wants_ddp(None, {"RANK": "1", "WORLD_SIZE": "4", "LOCAL_RANK": "1"}) and not wants_ddp(False, {"WORLD_SIZE": "4"})
+    with pytest.raises(MrsynthError, match="torchrun"):
+        setup_distributed(True, "cpu", env={})
