@@ -117,3 +117,10 @@ def cross_validate(slices: SliceSet, methods: Sequence[Method], settings: RunSet
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "folds.json").write_text(json.dumps([asdict(r) for r in records], indent=1))
     return CrossValResult(table, records)
+
+
+def describe_folds(folds: list[FoldRecord]) -> str:
+    """How the subjects were split, as a caption says it ("leave-one-subject-out (4 folds)")."""
+    if folds and all(len(f.test_subjects) == 1 for f in folds):
+        return f"leave-one-subject-out cross-validation ({len(folds)} folds)"
+    return f"{len(folds)}-fold cross-validation by subject"

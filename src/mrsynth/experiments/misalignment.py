@@ -9,7 +9,7 @@ from mrsynth.errors import MrsynthError
 from mrsynth.evaluation.evaluate import subset_label
 from mrsynth.evaluation.metrics import MetricTable
 from mrsynth.experiments.config import ExperimentConfig
-from mrsynth.experiments.folds import cross_validate
+from mrsynth.experiments.folds import cross_validate, describe_folds
 from mrsynth.experiments.methods import Method
 from mrsynth.experiments.results import (ExperimentResult, ResultTable, reorder, with_column, write_experiment,
                                          write_figures)
@@ -71,8 +71,8 @@ def run_misalignment(config: ExperimentConfig) -> ExperimentResult:
                f"is rotated about all three axes by U[-{config.max_angle:g}, {config.max_angle:g}] degrees and shifted by "
                f"U[-{config.max_shift:g}, {config.max_shift:g}] voxels per axis (3D, before slicing; mean |angle| "
                f"{np.abs(angles).mean():.2f} deg, mean |shift| {np.abs(shifts).mean():.2f} voxels; "
-               f"per-subject values in misaligned_data/misalignment.json). {config.folds}-fold cross-validation by "
-               "subject, same folds in both columns.")
+               f"per-subject values in misaligned_data/misalignment.json). {describe_folds(result.folds)}, "
+               "same folds in both columns.")
     item = ResultTable("misalignment", "Robustness to misalignment (Sec. 5.3)", reorder(table, order), caption)
     return write_experiment("misalignment", "Experiment: misaligned inputs (paper Sec. 5.3)", config.out, [item],
                             config.to_dict(), figures, notes, folds)

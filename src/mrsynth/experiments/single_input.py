@@ -8,7 +8,7 @@ from mrsynth.errors import DataError, MrsynthError
 from mrsynth.evaluation.metrics import MetricTable
 from mrsynth.evaluation.evaluate import subset_label
 from mrsynth.experiments.config import ExperimentConfig
-from mrsynth.experiments.folds import FoldRecord, cross_validate
+from mrsynth.experiments.folds import FoldRecord, cross_validate, describe_folds
 from mrsynth.experiments.methods import Method
 from mrsynth.experiments.results import (ExperimentResult, ResultTable, task_label, with_column, write_experiment,
                                          write_figures)
@@ -53,7 +53,7 @@ def run_single_input(config: ExperimentConfig) -> ExperimentResult:
             figures += write_figures(first.checkpoints[proposed], test, config.out, settings.train.device,
                                      prefix=f"{subset_label(inputs)}_to_{target}_")
     caption = ("Table 1 layout: single-input synthesis, MSE over non-background voxels of the mean-normalised "
-               f"volume, {config.folds}-fold cross-validation by subject (same folds for every method).")
+               f"volume, {describe_folds(next(iter(folds.values()), []))} (same folds for every method).")
     item = ResultTable("single_input", "Single-input synthesis (Table 1)", table, caption)
     return write_experiment("single-input", "Experiment: single-input synthesis (paper Table 1)", config.out, [item],
                             config.to_dict(), figures, notes, folds)

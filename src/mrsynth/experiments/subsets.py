@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mrsynth.evaluation.evaluate import all_subsets, subset_label
 from mrsynth.experiments.config import ExperimentConfig
-from mrsynth.experiments.folds import cross_validate
+from mrsynth.experiments.folds import cross_validate, describe_folds
 from mrsynth.experiments.methods import Method
 from mrsynth.experiments.results import ExperimentResult, ResultTable, write_experiment, write_figures
 from mrsynth.experiments.tasks import fold_notes, left_out_notes, load_for
@@ -44,7 +44,7 @@ def run_subsets(config: ExperimentConfig) -> ExperimentResult:
         figures = write_figures(first.checkpoints[full], prepared.slices.select_subjects(first.test_subjects),
                                 config.out, settings.train.device)
     caption = (f"Table 2 layout: synthesising {target} from every subset of {subset_label(inputs)} "
-               f"(columns), {config.folds}-fold cross-validation by subject, same folds for every row. "
+               f"(columns), {describe_folds(result.folds)}, same folds for every row. "
                "(A) one model trained per subset; (B) one model trained on all inputs, tested with inputs missing; "
                "(C) baselines fitted per subset.")
     item = ResultTable("subsets", f"Multi-input synthesis of {target} (Table 2)", result.table, caption)

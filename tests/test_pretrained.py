@@ -1,0 +1,39 @@
+"""The shipped model synthesises FLAIR for a real case within its stated error."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from mrsynth.experiments.evaluate_model import evaluate_checkpoint
+from mrsynth.pretrained import model_card, resolve_model_path, shipped_models
+from mrsynth.errors import CheckpointError
+
+needs_shipped_flair = pytest.mark.skipif("flair" not in shipped_models(), reason="no pretrained:flair model in this installation")
+
+SUBJECT = "BraTS-MET-00110-000"
+FILES = {"t1": "t1.nii.gz", "t1c": "t1c.nii.gz", "t2": "t2.nii.gz", "flair": "flair.nii.gz"}
+
+
+@needs_shipped_flair
+def test_shipped_flair_model_on_a_real_case(shared_data, tmp_path) -> None:
+    manifest = tmp_path / "case.csv"
+    with manifest.open("w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["subject", "contrast", "path"])
+        for contrast, name in FILES.items():
+            writer.writerow([SUBJECT, contrast, str(shared_data / "brats4" / SUBJECT / name)])
+    result = evaluate_checkpoint("pretrained:flair", manifest, tmp_path / "eval", device="cpu",
+                                 cache_dir=tmp_path / "cache", progress=False)
+    card = model_card("flair")
+    limits = card["acceptance_mse"]
+    by_subset = {row.subset: row.metrics.mse for row in result.table.rows}
+    assert set(by_subset) == set(limits)
+    for subset, mse in by_subset.items():
+        assert mse <= limits[subset], f"{subset}: MSE {mse:.3f} above {limits[subset]}"
+
+
+def test_unknown_shipped_model_is_a_clear_error() -> None:
+    with pytest.raises(CheckpointError, match="shipped"):
+        resolve_model_path("pretrained:nonexistent")
