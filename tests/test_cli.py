@@ -2,45 +2,22 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
-from scipy.ndimage import gaussian_filter
 
 from mrsynth.cli import main
 
-AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])
+from toy import write_toy_nifti_dataset
 
-
-def write_dataset(root: Path, subjects: int = 3) -> Path:
-    """Three subjects with t1, t2 and flair as smooth monotone maps of one random anatomy."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for s in range(subjects):
-        anatomy = gaussian_filter(rng.random((20, 20, 8)), 2)
-        anatomy = (anatomy - anatomy.min()) / np.ptp(anatomy)
-        brain = np.zeros_like(anatomy, bool)
-        brain[3:-3, 3:-3, 1:-1] = True
-        images = {"t1": 0.2 + anatomy, "t2": 1.4 - anatomy, "flair": 0.3 + anatomy**2}
-        for contrast, image in images.items():
-            path = root / f"sub{s}" / f"sub{s}_{contrast}.nii.gz"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            nib.save(nib.Nifti1Image((image * brain * 100).astype(np.float32), AFFINE), str(path))
-            rows.append({"subject": f"sub{s}", "contrast": contrast, "path": str(path.relative_to(root))})
-    with (root / "manifest.csv").open("w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=["subject", "contrast", "path"])
-        writer.writeheader()
-        writer.writerows(rows)
-    return root / "manifest.csv"
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("cli")
-    manifest = write_dataset(root / "data")
+    manifest = write_toy_nifti_dataset(root / "data")
     code = main(["train", "--data", str(manifest), "--inputs", "t1,t2", "--target", "flair", "--out", str(root / "run"),
                  "--epochs", "2", "--size", "16x16", "--features", "4", "--latent-channels", "4", "--batch-size", "4",
                  "--device", "cpu", "--no-progress", "--cache-dir", str(root / "cache")])

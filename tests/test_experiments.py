@@ -11,7 +11,6 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from scipy.ndimage import gaussian_filter
 
 from mrsynth.cli import main
 from mrsynth.data.misalignment import (RigidPerturbation, misalign_subject_volume, misalign_volume,
@@ -20,30 +19,9 @@ from mrsynth.evaluation.evaluate import evaluate_written
 from mrsynth.experiments import ExperimentConfig, evaluate_checkpoint, run_experiment
 from mrsynth.training import load_checkpoint
 
-AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])
+from toy import write_toy_nifti_dataset
+
 CONTRASTS = ("t1", "t2", "dwi", "flair")
-
-
-def write_toy_dataset(root: Path, subjects: int = 4) -> Path:
-    """Subjects with t1, t2, dwi and flair: smooth monotone maps of one random 20x20x8 anatomy each."""
-    rng = np.random.default_rng(1)
-    rows = []
-    for s in range(subjects):
-        anatomy = gaussian_filter(rng.random((20, 20, 8)), 2)
-        anatomy = (anatomy - anatomy.min()) / np.ptp(anatomy)
-        brain = np.zeros_like(anatomy, bool)
-        brain[3:-3, 3:-3, 1:-1] = True
-        images = {"t1": 0.2 + anatomy, "t2": 1.4 - anatomy, "dwi": 0.5 + np.sin(3 * anatomy), "flair": 0.3 + anatomy**2}
-        for contrast, image in images.items():
-            path = root / f"sub{s}" / f"sub{s}_{contrast}.nii.gz"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            nib.save(nib.Nifti1Image((image * brain * 100).astype(np.float32), AFFINE), str(path))
-            rows.append({"subject": f"sub{s}", "contrast": contrast, "path": str(path.relative_to(root))})
-    with (root / "manifest.csv").open("w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=["subject", "contrast", "path"])
-        writer.writeheader()
-        writer.writerows(rows)
-    return root / "manifest.csv"
 
 
 def tiny(config: ExperimentConfig) -> ExperimentConfig:
@@ -55,7 +33,7 @@ def tiny(config: ExperimentConfig) -> ExperimentConfig:
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("experiments")
-    return root, write_toy_dataset(root / "data")
+    return root, write_toy_nifti_dataset(root / "data", subjects=4, contrasts=CONTRASTS, seed=1)
 
 
 def _cli_common(root: Path) -> list[str]:
@@ -205,7 +183,7 @@ def test_misalignment_experiment(toy) -> None:
 
 def test_transfer_finetunes_only_the_decoder(toy, tmp_path) -> None:
     root, manifest = toy
-    new = write_toy_dataset(tmp_path / "new", subjects=4)
+    new = write_toy_nifti_dataset(tmp_path / "new", subjects=4, contrasts=CONTRASTS, seed=1)
     config = tiny(ExperimentConfig(manifest, root / "transfer", target_data=new, cache_dir=root / "cache"))
     result = run_experiment("transfer", replace(config, epochs=2))
     table = _report_rows(result.report)

@@ -34,3 +34,37 @@ def toy_slices(subjects: int = 4, slices: int = 6, size: int = 16, contrasts: tu
         subjects=tuple(f"sub{i}" for i in range(subjects)),
         contrasts=contrasts,
     )
+
+
+TOY_AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])
+TOY_MAPS = {"t1": lambda a: 0.2 + a, "t2": lambda a: 1.4 - a, "dwi": lambda a: 0.5 + np.sin(3 * a),
+            "flair": lambda a: 0.3 + a**2}
+
+
+def write_toy_nifti_dataset(root, subjects: int = 3, contrasts: tuple[str, ...] = ("t1", "t2", "flair"),
+                            seed: int = 0):
+    """A manifest dataset of 20x20x8 NIfTI volumes: smooth monotone maps of one random anatomy per subject."""
+    import csv
+    from pathlib import Path
+
+    import nibabel as nib
+
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(subjects):
+        anatomy = gaussian_filter(rng.random((20, 20, 8)), 2)
+        anatomy = (anatomy - anatomy.min()) / np.ptp(anatomy)
+        brain = np.zeros_like(anatomy, bool)
+        brain[3:-3, 3:-3, 1:-1] = True
+        for contrast in contrasts:
+            path = root / f"sub{s}" / f"sub{s}_{contrast}.nii.gz"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            image = (TOY_MAPS[contrast](anatomy) * brain * 100).astype(np.float32)
+            nib.save(nib.Nifti1Image(image, TOY_AFFINE), str(path))
+            rows.append({"subject": f"sub{s}", "contrast": contrast, "path": str(path.relative_to(root))})
+    with (root / "manifest.csv").open("w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=["subject", "contrast", "path"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return root / "manifest.csv"

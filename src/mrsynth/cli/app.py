@@ -8,7 +8,6 @@ from typing import Annotated, Optional
 import typer
 
 from mrsynth.contrasts import parse_contrast_list
-from mrsynth.errors import MrsynthError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Robust multi-input MR image synthesis (Joyce et al., MICCAI 2017) from any subset of contrasts.")
