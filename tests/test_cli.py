@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from mrsynth.cli import main
+from mrsynth.training import load_checkpoint
 
 from toy import write_toy_nifti_dataset
 
@@ -20,7 +21,7 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
     manifest = write_toy_nifti_dataset(root / "data")
     code = main(["train", "--data", str(manifest), "--inputs", "t1,t2", "--target", "flair", "--out", str(root / "run"),
                  "--epochs", "2", "--size", "16x16", "--features", "4", "--latent-channels", "4", "--batch-size", "4",
-                 "--device", "cpu", "--no-progress", "--cache-dir", str(root / "cache")])
+                 "--device", "cpu", "--no-progress", "--cache-dir", str(root / "cache"), "--loss-weights", "1,0.5,1"])
     assert code == 0
     return root, manifest
 
@@ -28,6 +29,9 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
 def test_train_and_synthesize_any_subset(trained, capsys) -> None:
     root, _ = trained
     assert (root / "run" / "model.pt").is_file() and (root / "run" / "history.csv").is_file()
+    checkpoint, _ = load_checkpoint(root / "run" / "model.pt")
+    assert checkpoint.train_config.loss_weights.latent_variance == 0.5
+    assert checkpoint.preprocess["size"] in ([16, 16], (16, 16)) and checkpoint.model_config.inputs == ("t1", "t2")
     t1, t2 = root / "data/sub0/sub0_t1.nii.gz", root / "data/sub0/sub0_t2.nii.gz"
     for inputs, name in ((["t1=" + str(t1)], "a"), (["t2=" + str(t2)], "b"), (["t1=" + str(t1), "t2=" + str(t2)], "c")):
         args = ["synthesize", "--model", str(root / "run" / "model.pt"), "--out", str(root / f"{name}.nii.gz"), "--device", "cpu"]

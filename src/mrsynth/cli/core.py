@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from mrsynth.cli.app import DataOpt, DeviceOpt, LayoutOpt, _contrasts, _pairs, _size, app
+
+if TYPE_CHECKING:
+    from mrsynth.model import LossWeights
+
+
+def _loss_weights(text: str) -> "LossWeights":
+    from mrsynth.model import LossWeights
+
+    try:
+        fused, variance, individual = (float(part) for part in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not three comma-separated numbers, e.g. 1,1,1") from None
+    if min(fused, variance, individual) < 0:
+        raise typer.BadParameter("loss weights must be non-negative")
+    return LossWeights(fused_mae=fused, latent_variance=variance, individual_mae=individual)
 
 
 @app.command()
@@ -26,6 +41,7 @@ def train(
     val_fraction: float = typer.Option(0.2, "--val-fraction", help="Fraction of SUBJECTS held out for validation."),
     seed: int = typer.Option(0, help="Random seed (weights, split, batches)."),
     input_dropout: float = typer.Option(0.0, "--input-dropout", help="Probability of hiding each input per sample (0 = the paper)."),
+    loss_weights: str = typer.Option("1,1,1", "--loss-weights", help="Weights of MAE(fused), latent variance, sum of individual MAEs."),
     fusion: str = typer.Option("max", help="Fusion of latents: max (the paper) or mean."),
     spatial_transformer: bool = typer.Option(True, "--spatial-transformer/--no-spatial-transformer", help="Align latents with the affine spatial transformer."),
     latent_channels: int = typer.Option(16, "--latent-channels", help="Latent channels L (paper: 16)."),
@@ -52,7 +68,7 @@ def train(
                                encoder_features=features, use_spatial_transformer=spatial_transformer, fusion=fusion, context_slices=context_slices)
     train_config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, patience=patience,
                                val_fraction=val_fraction, seed=seed, device=device, amp=amp,
-                               input_dropout=input_dropout, progress=progress, ddp=ddp, compile=compile,
+                               input_dropout=input_dropout, loss_weights=_loss_weights(loss_weights), progress=progress, ddp=ddp, compile=compile,
                                channels_last=channels_last, batched_encoders=batched_encoders, prefetch=prefetch)
     preprocess = PreprocessConfig(size=_size(size), margin=margin)
     result = train_on_dataset(data, model_config, train_config, out, preprocess, layout=layout,
