@@ -126,3 +126,16 @@ def test_context_slices_model_trains(tmp_path) -> None:
     result = train_model(slices, ModelConfig(inputs=slices.contrasts, target="flair", context_slices=1, **TINY),
                          quick_config(epochs=1), tmp_path)
     assert np.isfinite(result.best_value)
+
+
+def test_context_rows_repeat_the_edge_slice_like_inference() -> None:
+    slices = toy_slices(subjects=2, slices=4)
+    rows = context_rows(slices, 2)
+    assert rows[1].tolist() == [0, 0, 1, 2, 3] and rows[7].tolist() == [5, 6, 7, 7, 7]
+
+
+def test_resume_without_a_previous_run_is_an_error(tmp_path) -> None:
+    slices = toy_slices()
+    with pytest.raises(MrsynthError, match="no run to continue"):
+        train_model(slices, ModelConfig(inputs=slices.contrasts, target="flair", **TINY), quick_config(epochs=1),
+                    tmp_path, resume=True)

@@ -30,7 +30,7 @@ from mrsynth.io.subject import load_subject
 logger = logging.getLogger(__name__)
 
 #: Bump when the cache's content or layout changes; old cache folders are then ignored.
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2  # 2: crop from the inputs only, never the target
 _META = "meta.json"
 _ARRAYS = ("inputs", "present", "target", "subject", "slice_index")
 
@@ -91,7 +91,7 @@ def _subject_arrays(
 ) -> tuple[dict[str, np.ndarray], SubjectInfo]:
     present = tuple(c for c in inputs if c in files)
     loaded = load_subject(files, (target, *present), reference=target, subject=name)
-    prepared = prepare_subject(loaded.volumes, config)
+    prepared = prepare_subject(loaded.volumes, config, crop_from=present)
     n = len(prepared.geometry.slices)
     stack = np.zeros((n, len(inputs), *config.size), dtype=np.float32)
     mask = np.zeros((n, len(inputs)), dtype=bool)

@@ -16,7 +16,7 @@ values stay non-negative, as in the paper. :func:`restore_volume` inverts steps 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,9 +185,16 @@ def extract_slices(volume: np.ndarray, geometry: SliceGeometry) -> np.ndarray:
     return _resize(stack, geometry.size)
 
 
-def prepare_subject(volumes: Mapping[str, np.ndarray], config: PreprocessConfig) -> PreparedSubject:
-    """Preprocess a subject's co-registered working-grid volumes into normalised axial slices."""
-    geometry = compute_geometry(brain_mask(volumes), config)
+def prepare_subject(volumes: Mapping[str, np.ndarray], config: PreprocessConfig,
+                    crop_from: Sequence[str] | None = None) -> PreparedSubject:
+    """Preprocess a subject's co-registered working-grid volumes into normalised axial slices.
+
+    The crop box and kept slices come from the brain of the contrasts in ``crop_from``
+    (default: all). Training passes the inputs only, so that the target never decides the
+    crop: at synthesis time only the inputs exist.
+    """
+    cropping = volumes if crop_from is None else {c: volumes[c] for c in crop_from if c in volumes}
+    geometry = compute_geometry(brain_mask(cropping), config)
     slices: dict[str, np.ndarray] = {}
     scales: dict[str, float] = {}
     for contrast, volume in volumes.items():

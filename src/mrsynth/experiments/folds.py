@@ -64,8 +64,8 @@ def _fit(method: Method, train: SliceSet, settings: RunSettings, run_dir: Path, 
         source, _ = load_checkpoint(method.initial)
         initial_state, model_config = source.state_dict, source.model_config
     result = train_model(train, model_config, settings.train, run_dir, preprocess=settings.preprocess.to_dict(),
-                         training_data={"subjects": list(train.subjects)}, resume=settings.resume,
-                         overwrite=not settings.resume, initial_state=initial_state, trainable=method.trainable,
+                         training_data={"subjects": list(train.subjects)},
+                         resume=settings.resume and (Path(run_dir) / "last.pt").exists(), overwrite=not settings.resume, initial_state=initial_state, trainable=method.trainable,
                          val_subjects=None if method.validate else [])
     record.checkpoints[method.slug] = str(result.best_checkpoint)
     record.val_subjects[method.slug] = list(result.val_subjects)

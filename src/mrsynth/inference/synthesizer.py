@@ -120,6 +120,11 @@ class Synthesizer:
                          reference: str | None = None) -> SynthesisResult:
         """Load, preprocess, synthesise slice by slice, and undo crop, resize and reorientation."""
         checked = self.check_inputs(files)
+        if reference is not None:
+            try:
+                reference = canonical_contrast(reference)
+            except ValueError as error:
+                raise InputError(str(error), contrast=reference) from None
         volumes = load_subject(checked, self.inputs, reference=reference, subject=subject)
         prepared = prepare_subject(volumes.volumes, self.preprocess)
         present = np.array([c in prepared.slices for c in self.inputs])

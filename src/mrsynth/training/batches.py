@@ -36,16 +36,17 @@ class Batch:
 def context_rows(slices: SliceSet, context: int) -> np.ndarray:
     """For every row, the rows of its ``2*context+1`` neighbouring slices in the same subject.
 
-    Neighbours beyond a subject's first or last slice repeat the edge slice.
+    A subject's slices are consecutive rows in slice order (as the cache writes them);
+    neighbours beyond its first or last slice repeat that edge slice, exactly as
+    :class:`~mrsynth.inference.Synthesizer` pads a stack at synthesis time.
     """
     n = len(slices)
-    offsets = np.arange(-context, context + 1)
-    rows = np.arange(n)[:, None] + offsets[None, :]
-    rows = np.clip(rows, 0, n - 1)
-    same = (slices.subject[rows] == slices.subject[:, None]) & (
-        slices.slice_index[rows] == slices.slice_index[:, None] + offsets[None, :]
-    )
-    return np.where(same, rows, np.arange(n)[:, None]) if context else rows
+    subject = np.asarray(slices.subject)
+    starts = np.r_[0, np.flatnonzero(np.diff(subject)) + 1]
+    ends = np.r_[starts[1:], n] - 1
+    segment = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, n]))
+    rows = np.arange(n)[:, None] + np.arange(-context, context + 1)[None, :]
+    return np.clip(rows, starts[segment][:, None], ends[segment][:, None])
 
 
 def drop_inputs(present: np.ndarray, probability: float, rng: np.random.Generator) -> np.ndarray:

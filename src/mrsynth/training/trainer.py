@@ -179,6 +179,8 @@ def _train(slices: SliceSet, model_config: ModelConfig, config: TrainConfig, run
         slices = slices.select_contrasts(model_config.inputs)
     if len(slices) == 0:
         raise MrsynthError("no training slices: no subject has any of the model's input contrasts")
+    if any_rank(main and resume and not last_path.exists(), context, device):
+        raise MrsynthError(f"--resume: {last_path} does not exist, so there is no run to continue")
     if any_rank(main and best_path.exists() and not (resume or overwrite), context, device):
         raise MrsynthError(f"{run_dir} already holds a trained model; use --resume to continue it or choose another --out")
     speed = config.resolve_speed(device.type)
