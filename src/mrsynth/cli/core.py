@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from mrsynth.cli.app import DataOpt, DeviceOpt, LayoutOpt, _contrasts, _pairs, _size, app
+from mrsynth.cli.app import (AugmentOpt, ContextOpt, DataOpt, DeviceOpt, FlipOpt, InputDropoutOpt, LayoutOpt, MseWeightOpt,
+                             PresetOpt, ScheduleOpt, ValFractionOpt, _contrasts, _levers, _pairs, _size, app)
 
 if TYPE_CHECKING:
     from mrsynth.model import LossWeights
@@ -38,15 +39,20 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from OUT/last.pt."),
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
     patience: int = typer.Option(8, help="Early stopping: epochs without validation improvement."),
-    val_fraction: float = typer.Option(0.2, "--val-fraction", help="Fraction of SUBJECTS held out for validation."),
     seed: int = typer.Option(0, help="Random seed (weights, split, batches)."),
-    input_dropout: float = typer.Option(0.0, "--input-dropout", help="Probability of hiding each input per sample (0 = the paper)."),
+    preset: PresetOpt = "default",
+    val_fraction: ValFractionOpt = None,
+    input_dropout: InputDropoutOpt = None,
+    augment: AugmentOpt = None,
+    schedule: ScheduleOpt = None,
+    mse_weight: MseWeightOpt = None,
+    test_time_flip: FlipOpt = None,
+    context_slices: ContextOpt = None,
     loss_weights: str = typer.Option("1,1,1", "--loss-weights", help="Weights of MAE(fused), latent variance, sum of individual MAEs."),
     fusion: str = typer.Option("max", help="Fusion of latents: max (the paper) or mean."),
     spatial_transformer: bool = typer.Option(True, "--spatial-transformer/--no-spatial-transformer", help="Align latents with the affine spatial transformer."),
     latent_channels: int = typer.Option(16, "--latent-channels", help="Latent channels L (paper: 16)."),
     features: int = typer.Option(32, "--features", help="Width of the encoders' first level (doubles at each pooling)."),
-    context_slices: int = typer.Option(0, "--context-slices", help="Neighbouring slices on each side as extra input channels (2.5D)."),
     amp: bool = typer.Option(True, "--amp/--no-amp", help="bf16 mixed precision on CUDA."),
     ddp: Optional[bool] = typer.Option(None, "--ddp/--no-ddp", help="DistributedDataParallel over the processes torchrun starts (default: on when torchrun's WORLD_SIZE > 1); --batch-size stays the global batch."),
     compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the encoders, transformer and decoder (default: off)."),
@@ -61,15 +67,22 @@ def train(
     """Train the multi-input synthesis model on a dataset."""
     from mrsynth.data.preprocessing import PreprocessConfig
     from mrsynth.model import ModelConfig
+    from mrsynth.errors import MrsynthError
     from mrsynth.training import TrainConfig
     from mrsynth.training.pipeline import default_cache_dir, train_on_dataset
+    from mrsynth.training.presets import get_preset
 
-    model_config = ModelConfig(inputs=_contrasts(inputs), target=_contrasts(target)[0], latent_channels=latent_channels,
-                               encoder_features=features, use_spatial_transformer=spatial_transformer, fusion=fusion, context_slices=context_slices)
-    train_config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, patience=patience,
-                               val_fraction=val_fraction, seed=seed, device=device, amp=amp,
-                               input_dropout=input_dropout, loss_weights=_loss_weights(loss_weights), progress=progress, ddp=ddp, compile=compile,
-                               channels_last=channels_last, batched_encoders=batched_encoders, prefetch=prefetch)
+    try:
+        model_config = ModelConfig(inputs=_contrasts(inputs), target=_contrasts(target)[0], latent_channels=latent_channels,
+                                   encoder_features=features, use_spatial_transformer=spatial_transformer, fusion=fusion)
+        train_config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, patience=patience, seed=seed,
+                                   device=device, amp=amp, loss_weights=_loss_weights(loss_weights), progress=progress,
+                                   ddp=ddp, compile=compile, channels_last=channels_last,
+                                   batched_encoders=batched_encoders, prefetch=prefetch)
+        model_config, train_config = get_preset(preset).apply(model_config, train_config, _levers(
+            context_slices, augment, schedule, mse_weight, test_time_flip, val_fraction, input_dropout))
+    except ValueError as error:
+        raise MrsynthError(str(error)) from None
     preprocess = PreprocessConfig(size=_size(size), margin=margin)
     result = train_on_dataset(data, model_config, train_config, out, preprocess, layout=layout,
                               cache_dir=cache_dir or default_cache_dir(), resume=resume)
@@ -87,7 +100,7 @@ def synthesize(
     device: DeviceOpt = "auto",
     reference: Optional[str] = typer.Option(None, help="Contrast whose grid the output is written on (default: the first of the model's inputs given)."),
     rescale_mean: Optional[float] = typer.Option(None, "--rescale-mean", help="Multiply the mean-normalised output so that its brain mean is this value."),
-    flip_average: bool = typer.Option(False, "--flip-average", help="Average with the left-right flipped prediction."),
+    flip_average: Optional[bool] = typer.Option(None, "--flip-average/--no-flip-average", help="Average with the left-right flipped prediction [default: as the model was trained to be used]."),
     layout: LayoutOpt = None,
 ) -> None:
     """Synthesise the model's target contrast from the inputs you have."""

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from mrsynth.cli.app import DataOpt, DeviceOpt, LayoutOpt, _contrasts, _size, app
+from mrsynth.cli.app import (AugmentOpt, ContextOpt, DataOpt, DeviceOpt, FlipOpt, InputDropoutOpt, LayoutOpt, MseWeightOpt,
+                             PresetOpt, ScheduleOpt, ValFractionOpt, _contrasts, _levers, _size, app)
 
 if TYPE_CHECKING:
     from mrsynth.experiments import ExperimentResult
@@ -53,14 +54,19 @@ def crossval(
     device: DeviceOpt = "auto",
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
     patience: int = typer.Option(8, help="Early stopping: epochs without validation improvement."),
-    val_fraction: float = typer.Option(0.2, "--val-fraction", help="Fraction of each fold's training SUBJECTS held out for validation."),
     seed: int = typer.Option(0, help="Random seed (folds, weights, batches)."),
-    input_dropout: float = typer.Option(0.0, "--input-dropout", help="Probability of hiding each input per sample."),
+    preset: PresetOpt = "default",
+    val_fraction: ValFractionOpt = None,
+    input_dropout: InputDropoutOpt = None,
+    augment: AugmentOpt = None,
+    schedule: ScheduleOpt = None,
+    mse_weight: MseWeightOpt = None,
+    test_time_flip: FlipOpt = None,
+    context_slices: ContextOpt = None,
     fusion: str = typer.Option("max", help="Fusion of latents: max (the paper) or mean."),
     spatial_transformer: bool = typer.Option(True, "--spatial-transformer/--no-spatial-transformer"),
     latent_channels: int = typer.Option(16, "--latent-channels", help="Latent channels L."),
     features: int = typer.Option(32, "--features", help="Width of the encoders' first level."),
-    context_slices: int = typer.Option(0, "--context-slices", help="Neighbouring slices on each side (2.5D)."),
     amp: bool = typer.Option(True, "--amp/--no-amp", help="bf16 mixed precision on CUDA."),
     margin: int = typer.Option(4, help="Voxels of margin around the brain bounding box."),
     resume: bool = typer.Option(False, "--resume", help="Continue interrupted fold runs instead of retraining."),
@@ -71,16 +77,21 @@ def crossval(
 ) -> None:
     """Cross-validate the model by subject; pooled per-subject results over every input subset."""
     from mrsynth.data.preprocessing import PreprocessConfig
+    from mrsynth.errors import MrsynthError
     from mrsynth.experiments import RunSettings, run_crossval
     from mrsynth.model import ModelConfig
     from mrsynth.training import TrainConfig
+    from mrsynth.training.presets import get_preset
 
-    model = ModelConfig(inputs=_contrasts(inputs), target=_contrasts(target)[0], latent_channels=latent_channels,
-                        encoder_features=features, use_spatial_transformer=spatial_transformer, fusion=fusion,
-                        context_slices=context_slices)
-    train = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, patience=patience,
-                        val_fraction=val_fraction, seed=seed, device=device, amp=amp, input_dropout=input_dropout,
-                        progress=progress)
+    try:
+        model = ModelConfig(inputs=_contrasts(inputs), target=_contrasts(target)[0], latent_channels=latent_channels,
+                            encoder_features=features, use_spatial_transformer=spatial_transformer, fusion=fusion)
+        train = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, patience=patience, seed=seed,
+                            device=device, amp=amp, progress=progress)
+        model, train = get_preset(preset).apply(model, train, _levers(
+            context_slices, augment, schedule, mse_weight, test_time_flip, val_fraction, input_dropout))
+    except ValueError as error:
+        raise MrsynthError(str(error)) from None
     settings = RunSettings(model=model, train=train, preprocess=PreprocessConfig(size=_size(size), margin=margin),
                            resume=resume)
     result = run_crossval(data, settings, out, folds=folds, seed=seed, layout=layout, cache_dir=cache_dir,
@@ -104,7 +115,15 @@ def experiment(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Slices per batch [default: 32]."),
     trees: Optional[int] = typer.Option(None, help="Trees of the forest baseline [default: 30]."),
     samples: Optional[int] = typer.Option(None, "--samples", help="Forest training voxels per subject [default: 10000]."),
-    baselines: Optional[str] = typer.Option(None, "--baselines", help="Comparison methods, e.g. rf,dedis,linear [default: all]."),
+    baselines: Optional[str] = typer.Option(None, "--baselines", help="Comparison methods, e.g. rf,dedis,linear, or none [default: all]."),
+    preset: PresetOpt = "default",
+    val_fraction: ValFractionOpt = None,
+    input_dropout: InputDropoutOpt = None,
+    augment: AugmentOpt = None,
+    schedule: ScheduleOpt = None,
+    mse_weight: MseWeightOpt = None,
+    test_time_flip: FlipOpt = None,
+    context_slices: ContextOpt = None,
     seed: Optional[int] = typer.Option(None, help="Random seed (folds, weights, misalignment) [default: 0]."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, ... [default: auto]."),
     target_data: Optional[Path] = typer.Option(None, "--target-data", help="transfer: the new dataset to fine-tune on and test."),
@@ -124,20 +143,29 @@ def experiment(
     if name not in EXPERIMENTS:
         raise MrsynthError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
     try:
-        config = ExperimentConfig(data=data, out=out)
+        config = ExperimentConfig(data=data, out=out, preset=preset, levers=_levers(
+            context_slices, augment, schedule, mse_weight, test_time_flip, val_fraction, input_dropout))
         if quick:
             config = config.quick()
         config = config.with_overrides(
             inputs=_contrasts(inputs) if inputs else None, target=_contrasts(target)[0] if target else None, folds=folds,
             epochs=epochs, size=_size(size) if size else None, encoder_features=features, latent_channels=latent_channels,
             batch_size=batch_size, trees=trees, forest_samples=samples, device=device, seed=seed,
-            baselines=tuple(b.strip() for b in baselines.split(",") if b.strip()) if baselines else None,
+            baselines=_baselines(baselines),
             target_data=target_data, target_layout=target_layout, finetune_epochs=finetune_epochs,
             misaligned=_contrasts(misaligned)[0] if misaligned else None, layout=layout, cache_dir=cache_dir,
             figures=figures, resume=resume, progress=progress)
     except ValueError as error:
         raise MrsynthError(str(error)) from None
     _report(run_experiment(name, config))
+
+
+def _baselines(text: Optional[str]) -> Optional[tuple[str, ...]]:
+    """``--baselines``: None keeps the default, ``none`` runs the model alone."""
+    if text is None:
+        return None
+    names = tuple(b.strip() for b in text.split(",") if b.strip())
+    return () if names == ("none",) else names
 
 
 def _report(result: "ExperimentResult") -> None:

@@ -10,6 +10,7 @@ from mrsynth.baselines import BASELINE_NAMES, DedisConfig, ForestConfig
 from mrsynth.data.preprocessing import PreprocessConfig
 from mrsynth.model import ModelConfig
 from mrsynth.training import TrainConfig
+from mrsynth.training.presets import Levers, get_preset
 from mrsynth.training.trainer import resolve_device
 
 
@@ -61,7 +62,8 @@ class ExperimentConfig:
     batch_size: int = 32
     learning_rate: float = 1e-3
     patience: int = 8
-    val_fraction: float = 0.2
+    preset: str = "default"
+    levers: Levers = field(default_factory=Levers)
     max_batches_per_epoch: int | None = None
     encoder_features: int = 16
     latent_channels: int = 16
@@ -96,6 +98,7 @@ class ExperimentConfig:
         unknown = [name for name in self.baselines if name not in BASELINE_NAMES]
         if unknown:
             raise ValueError(f"unknown baseline(s) {', '.join(unknown)}; choose from {', '.join(BASELINE_NAMES)}")
+        get_preset(self.preset)
         if any(n < 1 for n in self.finetune_volumes):
             raise ValueError("fine-tuning volume counts must be at least 1")
 
@@ -115,8 +118,9 @@ class ExperimentConfig:
         model = ModelConfig(inputs=inputs, target=target, latent_channels=self.latent_channels,
                             encoder_features=self.encoder_features, decoder_features=self.decoder_features)
         train = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
-                            patience=self.patience, val_fraction=self.val_fraction, seed=self.seed, device=device,
+                            patience=self.patience, seed=self.seed, device=device,
                             max_batches_per_epoch=self.max_batches_per_epoch, progress=self.progress)
+        model, train = get_preset(self.preset).apply(model, train, self.levers)
         forest = ForestConfig(n_estimators=self.trees, samples_per_subject=self.forest_samples,
                               max_depth=self.forest_depth, seed=self.seed)
         dedis = DedisConfig(epochs=self.dedis_epochs, batch_size=self.batch_size, features=self.dedis_features,
@@ -129,5 +133,8 @@ class ExperimentConfig:
         out: dict[str, Any] = {}
         for name in self.__dataclass_fields__:
             value = getattr(self, name)
+            if isinstance(value, Levers):
+                out[name] = get_preset(self.preset).resolve(value).to_dict()
+                continue
             out[name] = str(value) if isinstance(value, Path) else list(value) if isinstance(value, tuple) else value
         return out

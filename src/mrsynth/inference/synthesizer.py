@@ -40,15 +40,18 @@ class Synthesizer:
     >>> synth.write(result, "flair.nii.gz")                        # doctest: +SKIP
     """
 
-    def __init__(self, checkpoint: Checkpoint, device: str = "auto", batch_size: int = 64, flip_average: bool = False):
+    def __init__(self, checkpoint: Checkpoint, device: str = "auto", batch_size: int = 64,
+                 flip_average: bool | None = None):
+        """``flip_average`` None follows the model's ``test_time_flip`` setting."""
         self.checkpoint = checkpoint
         self.device = resolve_device(device)
         self.model = checkpoint.build_model(self.device)
         self.batch_size = batch_size
-        self.flip_average = flip_average
+        self.flip_average = checkpoint.model_config.test_time_flip if flip_average is None else flip_average
 
     @classmethod
-    def load(cls, model: str | Path, device: str = "auto", batch_size: int = 64, flip_average: bool = False) -> "Synthesizer":
+    def load(cls, model: str | Path, device: str = "auto", batch_size: int = 64,
+             flip_average: bool | None = None) -> "Synthesizer":
         """Load from a checkpoint file, a run folder, or ``pretrained:NAME``."""
         checkpoint, _ = load_checkpoint(resolve_model_path(model))
         return cls(checkpoint, device=device, batch_size=batch_size, flip_average=flip_average)

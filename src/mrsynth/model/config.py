@@ -26,6 +26,7 @@ class ModelConfig:
     use_spatial_transformer: bool = True
     fusion: FusionKind = "max"
     context_slices: int = 0  # neighbouring slices on each side fed as extra channels (0: the paper's 2D)
+    test_time_flip: bool = False  # synthesis averages the output with that of the left-right flipped input
 
     def __post_init__(self) -> None:
         inputs = tuple(canonical_contrast(c) for c in self.inputs)
@@ -61,11 +62,21 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Weights of the paper's three cost terms (default 1, 1, 1)."""
+    """Weights of the paper's three cost terms (default 1, 1, 1), and of an optional fused MSE term.
+
+    ``fused_mse`` (0 in the paper) adds the mean squared error of the fused output: the
+    evaluation metric is MSE, and a squared loss predicts the conditional mean where MAE predicts
+    the median.
+    """
 
     fused_mae: float = 1.0
     latent_variance: float = 1.0
     individual_mae: float = 1.0
+    fused_mse: float = 0.0
+
+    def __post_init__(self) -> None:
+        if min(self.fused_mae, self.latent_variance, self.individual_mae, self.fused_mse) < 0:
+            raise ValueError("loss weights must be >= 0")
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)

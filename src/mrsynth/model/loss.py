@@ -12,15 +12,17 @@ from mrsynth.model.network import SynthesisOutput
 
 @dataclass
 class LossTerms:
-    """The total cost and its three terms (unweighted), each a scalar tensor."""
+    """The total cost and its terms (unweighted), each a scalar tensor."""
 
     total: torch.Tensor
     fused_mae: torch.Tensor
     latent_variance: torch.Tensor
     individual_mae: torch.Tensor
+    fused_mse: torch.Tensor
 
     def as_floats(self) -> dict[str, float]:
-        return {name: float(getattr(self, name).detach()) for name in ("total", "fused_mae", "latent_variance", "individual_mae")}
+        return {name: float(getattr(self, name).detach())
+                for name in ("total", "fused_mae", "latent_variance", "individual_mae", "fused_mse")}
 
 
 def mean_voxelwise_variance(latents: torch.Tensor, pair_batch: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -44,11 +46,14 @@ def synthesis_loss(output: SynthesisOutput, target: torch.Tensor, weights: LossW
         target = target.unsqueeze(1)
     target = target.float()
     batch_size = target.shape[0]
-    fused_mae = (output.image.float() - target).abs().mean()
+    error = output.image.float() - target
+    fused_mae, fused_mse = error.abs().mean(), error.square().mean()
     variance = mean_voxelwise_variance(output.aligned_latents, output.pair_batch, batch_size)
     if output.individual_images is None:
         raise ValueError("the cost needs the individually decoded latents: run the model with decode_individual=True")
     per_pair = (output.individual_images.float() - target[output.pair_batch]).abs().flatten(1).mean(dim=1)
     individual_mae = per_pair.sum() / batch_size
-    total = weights.fused_mae * fused_mae + weights.latent_variance * variance + weights.individual_mae * individual_mae
-    return LossTerms(total=total, fused_mae=fused_mae, latent_variance=variance, individual_mae=individual_mae)
+    total = (weights.fused_mae * fused_mae + weights.latent_variance * variance + weights.individual_mae * individual_mae
+             + weights.fused_mse * fused_mse)
+    return LossTerms(total=total, fused_mae=fused_mae, latent_variance=variance, individual_mae=individual_mae,
+                     fused_mse=fused_mse)

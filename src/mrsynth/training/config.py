@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+import math
+from typing import Any, Literal
 
 from mrsynth.model.config import LossWeights
+from mrsynth.training.augmentation import AugmentConfig
+
+Schedule = Literal["constant", "cosine"]
 
 
 @dataclass(frozen=True)
@@ -27,7 +31,11 @@ class TrainConfig:
     (at least one is always kept); 0 reproduces the paper, which trains on every input.
 
     Speed settings change how, not what, is computed; ``None`` means the device's default
-    (see :meth:`resolve_speed` and ``benchmarks/README.md`` for the measurements behind them):
+    ``schedule`` is the learning rate over epochs: ``constant`` (the paper) or ``cosine`` (decays
+    to 0 at ``epochs``); ``augment`` the random transforms applied to training batches.
+
+    Speed settings change how, not what, is computed; ``None`` means the device's default (see
+    :meth:`resolve_speed` and ``benchmarks/README.md`` for the measurements behind them):
     ``channels_last`` (NHWC convolutions), ``batched_encoders`` (one vmapped call for the
     encoders of all contrasts when all are present), ``compile`` (``torch.compile`` of the
     encoders, spatial transformer and decoder), ``prefetch`` (batches gathered by a background
@@ -47,6 +55,8 @@ class TrainConfig:
     input_dropout: float = 0.0
     max_batches_per_epoch: int | None = None
     loss_weights: LossWeights = field(default_factory=LossWeights)
+    schedule: Schedule = "constant"
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     progress: bool = True
     channels_last: bool | None = None
     batched_encoders: bool | None = None
@@ -63,6 +73,14 @@ class TrainConfig:
             raise ValueError("input_dropout must be in [0, 1)")
         if self.learning_rate <= 0:
             raise ValueError("learning rate must be positive")
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"schedule must be 'constant' or 'cosine', not {self.schedule!r}")
+
+    def learning_rate_at(self, epoch: int) -> float:
+        """The learning rate of 0-based ``epoch`` under :attr:`schedule`."""
+        if self.schedule == "constant":
+            return self.learning_rate
+        return self.learning_rate * 0.5 * (1.0 + math.cos(math.pi * epoch / self.epochs))
 
     def resolve_speed(self, device_type: str) -> "SpeedSettings":
         """The speed settings in force on a device of ``device_type``, every ``None`` decided."""
@@ -84,4 +102,6 @@ class TrainConfig:
         kwargs = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         if isinstance(kwargs.get("loss_weights"), dict):
             kwargs["loss_weights"] = LossWeights(**kwargs["loss_weights"])
+        if isinstance(kwargs.get("augment"), dict):
+            kwargs["augment"] = AugmentConfig.from_dict(kwargs["augment"])
         return cls(**kwargs)

@@ -24,6 +24,7 @@ from mrsynth.data.slices import SliceSet
 from mrsynth.errors import MrsynthError
 from mrsynth.model import LossTerms, ModelConfig, MultiInputSynthesisNet, synthesis_loss
 from mrsynth.model.network import ExecutionOptions
+from mrsynth.training.augmentation import SliceAugmenter
 from mrsynth.training.batches import Batch, context_rows, iterate_batches, prefetch, rank_share
 from mrsynth.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from mrsynth.training.config import SpeedSettings, TrainConfig
@@ -41,7 +42,7 @@ from mrsynth.training.splits import split_subjects
 log = logging.getLogger(__name__)
 
 BEST_NAME, LAST_NAME, HISTORY_NAME = "model.pt", "last.pt", "history.csv"
-TERMS = ("total", "fused_mae", "latent_variance", "individual_mae")
+TERMS = ("total", "fused_mae", "latent_variance", "individual_mae", "fused_mse")
 
 
 @dataclass
@@ -136,8 +137,9 @@ def _write_history(path: Path, history: list[dict[str, float]]) -> None:
     if not history:
         return
     tmp = path.with_suffix(".csv.tmp")
+    columns = list(dict.fromkeys(name for row in history for name in row))  # rows of older versions may lack some
     with tmp.open("w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=list(history[0]))
+        writer = csv.DictWriter(stream, fieldnames=columns)
         writer.writeheader()
         writer.writerows(history)
     tmp.replace(path)
@@ -233,10 +235,14 @@ def _train(slices: SliceSet, model_config: ModelConfig, config: TrainConfig, run
             break
         started = time.perf_counter()
         model.train()
+        for group in optimiser.param_groups:
+            group["lr"] = config.learning_rate_at(epoch)
         rng = np.random.default_rng([config.seed, epoch])
         sums, seen = dict.fromkeys(TERMS, 0.0), 0
         batches = iterate_batches(slices, train_rows, config.batch_size, device, rng, config.input_dropout,
                                   neighbours, config.max_batches_per_epoch, rank=context.rank, world=context.world_size)
+        if config.augment.enabled:  # seeded per epoch and rank, so that --resume replays the same draws
+            batches = map(SliceAugmenter(config.augment, seed=(config.seed * 100003 + epoch) * 64 + context.rank), batches)
         if speed.prefetch:
             batches = prefetch(batches, device=device)
         total_batches = -(-len(train_rows) // config.batch_size)

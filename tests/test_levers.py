@@ -1,0 +1,117 @@
+"""The levers beyond the paper: augmentation, cosine schedule, fused MSE term, test-time flip, presets."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mrsynth.inference import Synthesizer
+from mrsynth.model import LossWeights, ModelConfig
+from mrsynth.training import TrainConfig, load_checkpoint, train_model
+from mrsynth.training.augmentation import AugmentConfig, SliceAugmenter
+from mrsynth.training.batches import Batch
+from mrsynth.training.presets import DEFAULT, PAPER, Levers, get_preset
+
+from toy import toy_slices
+
+TINY = dict(encoder_features=4, latent_channels=4, decoder_features=4)
+
+
+def _batch(context: bool = False) -> Batch:
+    generator = torch.Generator().manual_seed(0)
+    shape = (6, 3, 3, 16, 16) if context else (6, 3, 16, 16)
+    images = torch.rand(shape, generator=generator) + 0.5
+    present = torch.ones(6, 3, dtype=torch.bool)
+    present[0, 1] = False
+    images[0, 1] = 0.0
+    # the target is the first input's (centre) channel, so any geometric change must reach both alike
+    target = (images[:, 0, 1] if context else images[:, 0]).unsqueeze(1).clone()
+    return Batch(images=images, present=present, target=target)
+
+
+@pytest.mark.parametrize("context", [False, True])
+def test_augmentation_moves_inputs_and_target_together(context: bool) -> None:
+    config = AugmentConfig(enabled=True, probability=1.0, flip=1.0, intensity_scale=0.0, gamma=(1.0, 1.0), bias_field=0.0)
+    batch = _batch(context)
+    out = SliceAugmenter(config, seed=1)(batch)
+    first = out.images[:, 0, 1] if context else out.images[:, 0]
+    assert out.images.shape == batch.images.shape and out.target.shape == batch.target.shape
+    torch.testing.assert_close(first, out.target[:, 0])  # same geometry for input and target
+    assert not torch.allclose(out.target, batch.target)  # and the geometry did change
+    assert torch.count_nonzero(out.images[0, 1]) == 0  # an absent contrast stays empty
+
+
+def test_intensity_augmentation_changes_inputs_only_and_is_seeded() -> None:
+    config = AugmentConfig(enabled=True, probability=1.0, flip=0.0, rotate_degrees=0.0, scale=0.0)
+    batch = _batch()
+    out = SliceAugmenter(config, seed=3)(batch)
+    again = SliceAugmenter(config, seed=3)(batch)
+    torch.testing.assert_close(out.target, batch.target, rtol=0, atol=0)
+    assert not torch.allclose(out.images[:, 0], batch.images[:, 0])
+    assert (out.images >= 0).all()
+    torch.testing.assert_close(out.images, again.images, rtol=0, atol=0)
+
+
+def test_augment_config_rejects_bad_ranges() -> None:
+    with pytest.raises(ValueError, match="gamma"):
+        AugmentConfig(gamma=(1.2, 0.8))
+    with pytest.raises(ValueError, match="probabilities"):
+        AugmentConfig(probability=2.0)
+
+
+def test_cosine_schedule_decays_to_zero() -> None:
+    config = TrainConfig(epochs=10, learning_rate=1e-3, schedule="cosine")
+    rates = [config.learning_rate_at(e) for e in range(10)]
+    assert rates[0] == pytest.approx(1e-3) and all(a > b for a, b in zip(rates, rates[1:])) and rates[-1] < 5e-5
+    assert TrainConfig(learning_rate=2e-3).learning_rate_at(7) == 2e-3
+    with pytest.raises(ValueError, match="schedule"):
+        TrainConfig(schedule="step")
+
+
+def test_fused_mse_term_enters_the_total(tmp_path) -> None:
+    from mrsynth.model import MultiInputSynthesisNet, synthesis_loss
+
+    torch.manual_seed(0)
+    net = MultiInputSynthesisNet(ModelConfig(inputs=("t1", "t2"), target="flair", **TINY))
+    images, present, target = torch.rand(2, 2, 16, 16), torch.ones(2, 2, dtype=torch.bool), torch.rand(2, 1, 16, 16)
+    with torch.no_grad():
+        output = net(images, present)
+    plain = synthesis_loss(output, target)
+    with_mse = synthesis_loss(output, target, LossWeights(fused_mse=2.0))
+    expected = float(((output.image.detach() - target) ** 2).mean())
+    assert float(plain.fused_mse) == pytest.approx(expected, rel=1e-5)
+    assert float(with_mse.total) == pytest.approx(float(plain.total) + 2 * expected, rel=1e-5)
+    with pytest.raises(ValueError):
+        LossWeights(fused_mse=-1.0)
+
+
+def test_presets_fill_what_the_user_did_not_give() -> None:
+    model, train = ModelConfig(inputs=("t1",), target="flair"), TrainConfig()
+    paper_model, paper_train = PAPER.apply(model, train)
+    assert paper_model.context_slices == 0 and not paper_model.test_time_flip
+    assert not paper_train.augment.enabled and paper_train.schedule == "constant"
+    assert paper_train.loss_weights == LossWeights() and paper_train.val_fraction == 0.2
+    user_model, user_train = PAPER.apply(model, train, Levers(augment=True, context_slices=1))
+    assert user_train.augment.enabled and user_model.context_slices == 1 and user_train.schedule == "constant"
+    assert get_preset("default") is DEFAULT
+    with pytest.raises(ValueError, match="paper"):
+        get_preset("fancy")
+
+
+def test_augmented_cosine_training_runs_and_test_time_flip_is_recorded(tmp_path) -> None:
+    slices = toy_slices()
+    model_config = ModelConfig(inputs=slices.contrasts, target="flair", test_time_flip=True, context_slices=1, **TINY)
+    config = TrainConfig(epochs=2, batch_size=8, device="cpu", progress=False, schedule="cosine", val_fraction=0.0,
+                         augment=AugmentConfig(enabled=True), loss_weights=LossWeights(fused_mse=1.0))
+    train_model(slices, model_config, config, tmp_path / "run")
+    checkpoint, _ = load_checkpoint(tmp_path / "run" / "model.pt")
+    assert checkpoint.train_config.augment.enabled and checkpoint.train_config.schedule == "cosine"
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["augment"]["enabled"] is True
+    synth = Synthesizer(checkpoint, device="cpu")
+    assert synth.flip_average is True and Synthesizer(checkpoint, device="cpu", flip_average=False).flip_average is False
+    stack = np.asarray(slices.inputs[:5])
+    mirrored = synth.predict_stack(stack[:, :, ::-1].copy(), [True, True, True])[:, ::-1]
+    np.testing.assert_allclose(synth.predict_stack(stack, [True, True, True]), mirrored, atol=1e-5)
