@@ -70,7 +70,7 @@ def _fit(method: Method, train: SliceSet, settings: RunSettings, run_dir: Path, 
     record.checkpoints[method.slug] = str(result.best_checkpoint)
     record.val_subjects[method.slug] = list(result.val_subjects)
     checkpoint, _ = load_checkpoint(result.best_checkpoint)
-    return model_predictor(checkpoint, test_contrasts, settings.train.device)
+    return model_predictor(checkpoint, test_contrasts, settings.train.device, flip_average=model_config.test_time_flip)
 
 
 def run_fold(train: SliceSet, test: SliceSet, methods: Sequence[Method], settings: RunSettings, fold_dir: str | Path,

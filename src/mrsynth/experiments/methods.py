@@ -80,9 +80,13 @@ def _columns(contrasts: tuple[str, ...], inputs: tuple[str, ...]) -> list[int]:
     return [contrasts.index(c) for c in inputs]
 
 
-def model_predictor(checkpoint: Checkpoint, contrasts: tuple[str, ...], device: str = "auto") -> Predictor:
-    """A predictor over a slice set's ``contrasts`` that feeds the model its own input channels."""
-    synthesizer = Synthesizer(checkpoint, device=device)
+def model_predictor(checkpoint: Checkpoint, contrasts: tuple[str, ...], device: str = "auto",
+                    flip_average: bool | None = None) -> Predictor:
+    """A predictor over a slice set's ``contrasts`` that feeds the model its own input channels.
+
+    ``flip_average`` None follows the checkpoint's ``test_time_flip``.
+    """
+    synthesizer = Synthesizer(checkpoint, device=device, flip_average=flip_average)
     cols = _columns(contrasts, checkpoint.model_config.inputs)
 
     def predict(stack: np.ndarray, present: np.ndarray) -> np.ndarray:

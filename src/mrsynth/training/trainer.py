@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -203,7 +203,8 @@ def _train(slices: SliceSet, model_config: ModelConfig, config: TrainConfig, run
     saved_run = broadcast_object(saved_run, context, device)  # rank 0's file: no shared filesystem needed
     if saved_run is not None:
         saved, state = saved_run
-        if saved.model_config != model_config:
+        # test-time flip only changes synthesis, so a finished run can be resumed to be used with or without it
+        if replace(saved.model_config, test_time_flip=model_config.test_time_flip) != model_config:
             raise MrsynthError(f"{last_path}: the run being resumed has a different model configuration")
         model.load_state_dict(saved.state_dict)
         optimiser.load_state_dict(state["optimiser"])
