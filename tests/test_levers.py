@@ -115,3 +115,26 @@ def test_augmented_cosine_training_runs_and_test_time_flip_is_recorded(tmp_path)
     stack = np.asarray(slices.inputs[:5])
     mirrored = synth.predict_stack(stack[:, :, ::-1].copy(), [True, True, True])[:, ::-1]
     np.testing.assert_allclose(synth.predict_stack(stack, [True, True, True]), mirrored, atol=1e-5)
+
+
+def test_warm_start_matches_encoders_by_contrast(tmp_path) -> None:
+    from mrsynth.errors import CheckpointError
+    from mrsynth.training.warm_start import load_warm_start, warm_start
+
+    slices = toy_slices()  # inputs t1, t2, dwi
+    source_config = ModelConfig(inputs=slices.contrasts, target="flair", **TINY)
+    train_model(slices, source_config, TrainConfig(epochs=1, batch_size=8, device="cpu", progress=False), tmp_path / "src")
+    source, _ = load_checkpoint(tmp_path / "src" / "model.pt")
+    start = load_warm_start(tmp_path / "src", ModelConfig(inputs=("dwi", "pd"), target="flair", **TINY))
+    assert start.initialised == ("dwi",) and start.fresh == ("pd",)
+    dwi = source.model_config.inputs.index("dwi")
+    for key, value in start.state_dict.items():
+        if key.startswith("encoders.0."):
+            torch.testing.assert_close(value, source.state_dict[f"encoders.{dwi}." + key[len("encoders.0."):]])
+        elif not key.startswith("encoders."):
+            torch.testing.assert_close(value, source.state_dict[key])
+    with pytest.raises(CheckpointError, match="encoder_features"):
+        warm_start(source, ModelConfig(inputs=("t1",), target="flair", encoder_features=8, latent_channels=4,
+                                       decoder_features=4))
+    with pytest.raises(CheckpointError, match="synthesises flair"):
+        warm_start(source, ModelConfig(inputs=("t1",), target="t2", **TINY))

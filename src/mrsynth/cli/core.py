@@ -60,6 +60,7 @@ def train(
     batched_encoders: Optional[bool] = typer.Option(None, "--batched-encoders/--no-batched-encoders", help="Run all contrasts' encoders as one vmapped call when all are present (default: off)."),
     prefetch: Optional[bool] = typer.Option(None, "--prefetch/--no-prefetch", help="Gather batches in a background thread (default: on for CUDA)."),
     margin: int = typer.Option(4, help="Voxels of margin around the brain bounding box."),
+    init_from: Optional[str] = typer.Option(None, "--init-from", help="Start from this model's weights (checkpoint, run folder or pretrained:NAME), e.g. one pre-trained on `mrsynth simulate` subjects; encoders are matched by contrast."),
     layout: LayoutOpt = None,
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Preprocessed-slice cache (default: $MRSYNTH_CACHE or ~/.cache/mrsynth)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
@@ -85,7 +86,7 @@ def train(
         raise MrsynthError(str(error)) from None
     preprocess = PreprocessConfig(size=_size(size), margin=margin)
     result = train_on_dataset(data, model_config, train_config, out, preprocess, layout=layout,
-                              cache_dir=cache_dir or default_cache_dir(), resume=resume)
+                              cache_dir=cache_dir or default_cache_dir(), resume=resume, init_from=init_from)
     typer.echo(f"best epoch {result.best_epoch}: {result.best_value:.4f}; model written to {result.best_checkpoint}")
 
 

@@ -20,7 +20,8 @@ class RunSettings:
 
     ``model`` is a template (its target is the task's): each method replaces its inputs and (optionally) whether the
     spatial transformer is used. ``resume`` continues interrupted model runs instead of
-    retraining them.
+    retraining them. ``init_from`` starts every model that is not fine-tuned from a given one
+    from this checkpoint's weights (e.g. pre-trained on simulated subjects).
     """
 
     model: ModelConfig
@@ -29,6 +30,7 @@ class RunSettings:
     forest: ForestConfig = field(default_factory=ForestConfig)
     dedis: DedisConfig = field(default_factory=DedisConfig)
     resume: bool = False
+    init_from: Path | None = None
 
     @property
     def target(self) -> str:
@@ -82,6 +84,7 @@ class ExperimentConfig:
     finetune_volumes: tuple[int, ...] = (1, 2, 3)
     finetune_epochs: int | None = None
     misaligned: str | None = None
+    init_from: Path | None = None
     max_angle: float = 8.0
     max_shift: float = 2.0
     figures: bool = True
@@ -126,7 +129,7 @@ class ExperimentConfig:
         dedis = DedisConfig(epochs=self.dedis_epochs, batch_size=self.batch_size, features=self.dedis_features,
                             device=device, seed=self.seed)
         return RunSettings(model=model, train=train, preprocess=PreprocessConfig(size=self.size, margin=self.margin),
-                           forest=forest, dedis=dedis, resume=self.resume)
+                           forest=forest, dedis=dedis, resume=self.resume, init_from=self.init_from)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form (paths as strings), recorded in each experiment's folder."""

@@ -23,6 +23,7 @@ from mrsynth.evaluation.metrics import MetricTable
 from mrsynth.experiments.config import RunSettings
 from mrsynth.experiments.methods import MODEL, Method, baseline_predictor, model_predictor
 from mrsynth.training import kfold_subjects, load_checkpoint, train_model
+from mrsynth.training.warm_start import load_warm_start
 
 
 @dataclass
@@ -63,6 +64,8 @@ def _fit(method: Method, train: SliceSet, settings: RunSettings, run_dir: Path, 
     if method.initial is not None:
         source, _ = load_checkpoint(method.initial)
         initial_state, model_config = source.state_dict, source.model_config
+    elif settings.init_from is not None:
+        initial_state = load_warm_start(settings.init_from, model_config, settings.train.seed).state_dict
     result = train_model(train, model_config, settings.train, run_dir, preprocess=settings.preprocess.to_dict(),
                          training_data={"subjects": list(train.subjects)},
                          resume=settings.resume and (Path(run_dir) / "last.pt").exists(), overwrite=not settings.resume, initial_state=initial_state, trainable=method.trainable,

@@ -14,6 +14,7 @@ from mrsynth.io.layouts import discover_dataset
 from mrsynth.model import ModelConfig
 from mrsynth.training.config import TrainConfig
 from mrsynth.training.trainer import TrainResult, train_model
+from mrsynth.training.warm_start import load_warm_start
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +51,22 @@ def load_task_data(data: str | Path, inputs: tuple[str, ...], target: str, prepr
 
 def train_on_dataset(data: str | Path, model_config: ModelConfig, train_config: TrainConfig, run_dir: str | Path,
                      preprocess: PreprocessConfig = PreprocessConfig(), layout: str | None = None,
-                     cache_dir: Path | None = None, resume: bool = False, overwrite: bool = False) -> TrainResult:
-    """``mrsynth train``: the whole path from a dataset folder or manifest to ``run_dir/model.pt``."""
+                     cache_dir: Path | None = None, resume: bool = False, overwrite: bool = False,
+                     init_from: str | Path | None = None) -> TrainResult:
+    """``mrsynth train``: the whole path from a dataset folder or manifest to ``run_dir/model.pt``.
+
+    ``init_from`` (a checkpoint, run folder or ``pretrained:NAME``) starts from its weights
+    (:mod:`mrsynth.training.warm_start`), e.g. a model pre-trained on simulated subjects.
+    """
+    initial_state, description = None, {}
+    if init_from is not None:
+        start = load_warm_start(init_from, model_config, train_config.seed)
+        initial_state = start.state_dict
+        description = {"init_from": str(init_from), "init_contrasts": list(start.initialised)}
+        if start.fresh:
+            log.warning("%s has no encoder for %s; those start from scratch", init_from, ", ".join(start.fresh))
     prepared = load_task_data(data, model_config.inputs, model_config.target, preprocess, layout, cache_dir,
                               progress=train_config.progress)
     return train_model(prepared.slices, model_config, train_config, run_dir, preprocess=preprocess.to_dict(),
-                       training_data=prepared.description, resume=resume, overwrite=overwrite)
+                       training_data={**prepared.description, **description}, resume=resume, overwrite=overwrite,
+                       initial_state=initial_state)

@@ -1,0 +1,66 @@
+"""Start a model from another one's weights: pre-training on simulated subjects, then real ones.
+
+Encoders are matched by contrast name, not position, so a model pre-trained on every simulated
+contrast can start any model whose inputs are a subset of them; the spatial transformer and the
+decoder are shared by all contrasts and copied whole. Contrasts the source never saw keep their
+fresh initialisation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from mrsynth.errors import CheckpointError
+from mrsynth.model import ModelConfig, MultiInputSynthesisNet
+from mrsynth.pretrained import resolve_model_path
+from mrsynth.training.checkpoint import Checkpoint, load_checkpoint
+
+ARCHITECTURE = ("latent_channels", "encoder_features", "decoder_features", "context_slices")
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """The state dict to start from, and which input contrasts it initialised."""
+
+    state_dict: dict[str, torch.Tensor]
+    source: str
+    initialised: tuple[str, ...]
+    fresh: tuple[str, ...]
+
+
+def warm_start(source: Checkpoint, target: ModelConfig, seed: int = 0, name: str = "checkpoint") -> WarmStart:
+    """A full state dict for a ``target``-shaped network with every weight ``source`` has for it."""
+    differing = [f for f in ARCHITECTURE if getattr(source.model_config, f) != getattr(target, f)]
+    if differing:
+        raise CheckpointError(f"{name}: cannot start from it, its {', '.join(differing)} differ from the model's "
+                              f"({', '.join(f'{f}={getattr(source.model_config, f)}' for f in differing)})")
+    if source.model_config.target != target.target:
+        raise CheckpointError(f"{name}: it synthesises {source.model_config.target}, the model {target.target}")
+    torch.manual_seed(seed)
+    state = MultiInputSynthesisNet(target).state_dict()
+    for key, value in source.state_dict.items():
+        if key.startswith("encoders."):
+            continue
+        if key in state and state[key].shape == value.shape:
+            state[key] = value.clone()
+    initialised = []
+    for i, contrast in enumerate(target.inputs):
+        if contrast not in source.model_config.inputs:
+            continue
+        j = source.model_config.inputs.index(contrast)
+        prefix, source_prefix = f"encoders.{i}.", f"encoders.{j}."
+        for key in [k for k in state if k.startswith(prefix)]:
+            state[key] = source.state_dict[source_prefix + key[len(prefix):]].clone()
+        initialised.append(contrast)
+    fresh = tuple(c for c in target.inputs if c not in initialised)
+    return WarmStart(state, name, tuple(initialised), fresh)
+
+
+def load_warm_start(model: str | Path, target: ModelConfig, seed: int = 0) -> WarmStart:
+    """:func:`warm_start` from a checkpoint file, run folder or ``pretrained:NAME``."""
+    path = resolve_model_path(model)
+    checkpoint, _ = load_checkpoint(path)
+    return warm_start(checkpoint, target, seed, name=str(model))
