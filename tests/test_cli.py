@@ -100,3 +100,25 @@ def test_models_lists_or_says_none(capsys) -> None:
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "pretrained:" in out or "no pretrained models" in out
+
+
+def test_train_preset_levers_and_warm_start(trained, capsys) -> None:
+    root, manifest = trained
+    common = ["train", "--data", str(manifest), "--inputs", "t2,t1", "--target", "flair", "--epochs", "1", "--size", "16x16",
+              "--latent-channels", "4", "--batch-size", "4", "--device", "cpu", "--no-progress",
+              "--cache-dir", str(root / "cache")]
+    code = main(common + ["--out", str(root / "paper"), "--preset", "paper", "--features", "4", "--augment",
+                          "--schedule", "cosine", "--mse-weight", "0.5", "--init-from", str(root / "run")])
+    assert code == 0
+    checkpoint, _ = load_checkpoint(root / "paper" / "model.pt")
+    train, model = checkpoint.train_config, checkpoint.model_config
+    assert train.augment.enabled and train.schedule == "cosine" and train.loss_weights.fused_mse == 0.5
+    assert not model.test_time_flip and model.encoder_features == 4  # the paper preset, --features given
+    assert checkpoint.training_data["init_from"] == str(root / "run") and checkpoint.training_data["init_contrasts"] == ["t2", "t1"]
+    assert main(common + ["--out", str(root / "default"), "--features", "4"]) == 0
+    assert load_checkpoint(root / "default" / "model.pt")[0].model_config.test_time_flip  # the default preset
+    capsys.readouterr()
+    assert main(common + ["--out", str(root / "bad"), "--preset", "fancy"]) == 2
+    assert "unknown preset 'fancy'" in capsys.readouterr().err
+    assert main(common + ["--out", str(root / "bad"), "--features", "8", "--init-from", str(root / "run")]) == 2
+    assert "encoder_features" in capsys.readouterr().err

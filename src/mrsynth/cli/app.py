@@ -47,6 +47,7 @@ LayoutOpt = Annotated[Optional[str], typer.Option("--layout", help="Force the la
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")]
 
 
+FeaturesOpt = Annotated[Optional[int], typer.Option("--features", help="Width of the encoders' first level, doubling at each pooling [default: the preset's: 16 default, 32 paper].")]
 PresetOpt = Annotated[str, typer.Option("--preset", help="Model recipe: default (the paper's model plus the levers that helped in our ablation) or paper (Joyce et al. 2017 as published).")]
 ContextOpt = Annotated[Optional[int], typer.Option("--context-slices", help="Neighbouring slices on each side as extra input channels (2.5D) [default: the preset's].")]
 AugmentOpt = Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="Random flips, rotations, scalings, intensity scale, gamma and bias field in training (MONAI) [default: the preset's].")]
@@ -57,10 +58,10 @@ ValFractionOpt = Annotated[Optional[float], typer.Option("--val-fraction", help=
 InputDropoutOpt = Annotated[Optional[float], typer.Option("--input-dropout", help="Probability of hiding each input per training sample [default: the preset's; paper: 0].")]
 
 
-def _levers(context_slices: Optional[int], augment: Optional[bool], schedule: Optional[str], mse_weight: Optional[float],
+def _levers(features: Optional[int], context_slices: Optional[int], augment: Optional[bool], schedule: Optional[str], mse_weight: Optional[float],
             test_time_flip: Optional[bool], val_fraction: Optional[float], input_dropout: Optional[float]):
     """The lever options given on the command line (None: keep the preset's)."""
     from mrsynth.training.presets import Levers
 
-    return Levers(context_slices=context_slices, test_time_flip=test_time_flip, augment=augment, schedule=schedule,
+    return Levers(encoder_features=features, context_slices=context_slices, test_time_flip=test_time_flip, augment=augment, schedule=schedule,
                   fused_mse=mse_weight, val_fraction=val_fraction, input_dropout=input_dropout)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from mrsynth.cli.app import (AugmentOpt, ContextOpt, DataOpt, DeviceOpt, FlipOpt, InputDropoutOpt, LayoutOpt, MseWeightOpt,
+from mrsynth.cli.app import (AugmentOpt, ContextOpt, DataOpt, DeviceOpt, FeaturesOpt, FlipOpt, InputDropoutOpt, LayoutOpt, MseWeightOpt,
                              PresetOpt, ScheduleOpt, ValFractionOpt, _contrasts, _levers, _pairs, _size, app)
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def train(
     fusion: str = typer.Option("max", help="Fusion of latents: max (the paper) or mean."),
     spatial_transformer: bool = typer.Option(True, "--spatial-transformer/--no-spatial-transformer", help="Align latents with the affine spatial transformer."),
     latent_channels: int = typer.Option(16, "--latent-channels", help="Latent channels L (paper: 16)."),
-    features: int = typer.Option(32, "--features", help="Width of the encoders' first level (doubles at each pooling)."),
+    features: FeaturesOpt = None,
     amp: bool = typer.Option(True, "--amp/--no-amp", help="bf16 mixed precision on CUDA."),
     ddp: Optional[bool] = typer.Option(None, "--ddp/--no-ddp", help="DistributedDataParallel over the processes torchrun starts (default: on when torchrun's WORLD_SIZE > 1); --batch-size stays the global batch."),
     compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the encoders, transformer and decoder (default: off)."),
@@ -75,13 +75,13 @@ def train(
 
     try:
         model_config = ModelConfig(inputs=_contrasts(inputs), target=_contrasts(target)[0], latent_channels=latent_channels,
-                                   encoder_features=features, use_spatial_transformer=spatial_transformer, fusion=fusion)
+                                   use_spatial_transformer=spatial_transformer, fusion=fusion)
         train_config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, patience=patience, seed=seed,
                                    device=device, amp=amp, loss_weights=_loss_weights(loss_weights), progress=progress,
                                    ddp=ddp, compile=compile, channels_last=channels_last,
                                    batched_encoders=batched_encoders, prefetch=prefetch)
         model_config, train_config = get_preset(preset).apply(model_config, train_config, _levers(
-            context_slices, augment, schedule, mse_weight, test_time_flip, val_fraction, input_dropout))
+            features, context_slices, augment, schedule, mse_weight, test_time_flip, val_fraction, input_dropout))
     except ValueError as error:
         raise MrsynthError(str(error)) from None
     preprocess = PreprocessConfig(size=_size(size), margin=margin)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from mrsynth.cli.app import (AugmentOpt, ContextOpt, DataOpt, DeviceOpt, FlipOpt, InputDropoutOpt, LayoutOpt, MseWeightOpt,
+from mrsynth.cli.app import (AugmentOpt, ContextOpt, DataOpt, DeviceOpt, FeaturesOpt, FlipOpt, InputDropoutOpt, LayoutOpt, MseWeightOpt,
                              PresetOpt, ScheduleOpt, ValFractionOpt, _contrasts, _levers, _size, app)
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ def crossval(
     fusion: str = typer.Option("max", help="Fusion of latents: max (the paper) or mean."),
     spatial_transformer: bool = typer.Option(True, "--spatial-transformer/--no-spatial-transformer"),
     latent_channels: int = typer.Option(16, "--latent-channels", help="Latent channels L."),
-    features: int = typer.Option(32, "--features", help="Width of the encoders' first level."),
+    features: FeaturesOpt = None,
     amp: bool = typer.Option(True, "--amp/--no-amp", help="bf16 mixed precision on CUDA."),
     margin: int = typer.Option(4, help="Voxels of margin around the brain bounding box."),
     resume: bool = typer.Option(False, "--resume", help="Continue interrupted fold runs instead of retraining."),
@@ -85,11 +85,11 @@ def crossval(
 
     try:
         model = ModelConfig(inputs=_contrasts(inputs), target=_contrasts(target)[0], latent_channels=latent_channels,
-                            encoder_features=features, use_spatial_transformer=spatial_transformer, fusion=fusion)
+                            use_spatial_transformer=spatial_transformer, fusion=fusion)
         train = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, patience=patience, seed=seed,
                             device=device, amp=amp, progress=progress)
         model, train = get_preset(preset).apply(model, train, _levers(
-            context_slices, augment, schedule, mse_weight, test_time_flip, val_fraction, input_dropout))
+            features, context_slices, augment, schedule, mse_weight, test_time_flip, val_fraction, input_dropout))
     except ValueError as error:
         raise MrsynthError(str(error)) from None
     settings = RunSettings(model=model, train=train, preprocess=PreprocessConfig(size=_size(size), margin=margin),
@@ -110,7 +110,7 @@ def experiment(
     folds: Optional[int] = typer.Option(None, help="Folds by subject [default: 5]."),
     epochs: Optional[int] = typer.Option(None, help="Epochs per model [default: 15]."),
     size: Optional[str] = typer.Option(None, help="Working slice size HEIGHTxWIDTH [default: 64x64]."),
-    features: Optional[int] = typer.Option(None, "--features", help="Encoder width [default: 16]."),
+    features: Optional[int] = typer.Option(None, "--features", help="Encoder width [default: the preset's, 16 default, 32 paper]."),
     latent_channels: Optional[int] = typer.Option(None, "--latent-channels", help="Latent channels [default: 16]."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Slices per batch [default: 32]."),
     trees: Optional[int] = typer.Option(None, help="Trees of the forest baseline [default: 30]."),
@@ -145,7 +145,7 @@ def experiment(
         raise MrsynthError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
     try:
         config = ExperimentConfig(data=data, out=out, preset=preset, levers=_levers(
-            context_slices, augment, schedule, mse_weight, test_time_flip, val_fraction, input_dropout))
+            None, context_slices, augment, schedule, mse_weight, test_time_flip, val_fraction, input_dropout))
         if quick:
             config = config.quick()
         config = config.with_overrides(

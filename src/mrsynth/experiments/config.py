@@ -67,7 +67,7 @@ class ExperimentConfig:
     preset: str = "default"
     levers: Levers = field(default_factory=Levers)
     max_batches_per_epoch: int | None = None
-    encoder_features: int = 16
+    encoder_features: int | None = None  # None: the preset's
     latent_channels: int = 16
     decoder_features: int = 16
     trees: int = 30
@@ -119,11 +119,12 @@ class ExperimentConfig:
         """The model, training, preprocessing and baseline settings of this experiment."""
         device = str(resolve_device(self.device))
         model = ModelConfig(inputs=inputs, target=target, latent_channels=self.latent_channels,
-                            encoder_features=self.encoder_features, decoder_features=self.decoder_features)
+                            decoder_features=self.decoder_features)
         train = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
                             patience=self.patience, seed=self.seed, device=device,
                             max_batches_per_epoch=self.max_batches_per_epoch, progress=self.progress)
-        model, train = get_preset(self.preset).apply(model, train, self.levers)
+        levers = self.levers if self.encoder_features is None else replace(self.levers, encoder_features=self.encoder_features)
+        model, train = get_preset(self.preset).apply(model, train, levers)
         forest = ForestConfig(n_estimators=self.trees, samples_per_subject=self.forest_samples,
                               max_depth=self.forest_depth, seed=self.seed)
         dedis = DedisConfig(epochs=self.dedis_epochs, batch_size=self.batch_size, features=self.dedis_features,

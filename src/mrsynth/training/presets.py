@@ -3,7 +3,8 @@
 A preset fills in the model and training settings a user did not give; options given
 explicitly always win (:meth:`Preset.apply`). ``paper`` reproduces Joyce et al. (2017): 2D
 slices, the three-term cost, constant learning rate, early stopping on held-out subjects, no
-augmentation. ``default`` adds the levers that lowered the cross-validated error in the ablation
+augmentation, encoders 32 features wide at the first level (our reading of the paper's Fig. 3, which
+gives no numbers in the text). ``default`` adds the levers that lowered the cross-validated error in the ablation
 of ``README.md`` (section "Beyond the paper").
 """
 
@@ -21,6 +22,7 @@ from mrsynth.training.config import Schedule, TrainConfig
 class Levers:
     """The settings a preset fixes; ``None`` in an override means "keep the preset's"."""
 
+    encoder_features: int | None = None
     context_slices: int | None = None
     test_time_flip: bool | None = None
     augment: bool | None = None
@@ -53,7 +55,8 @@ class Preset:
     def apply(self, model: ModelConfig, train: TrainConfig, overrides: Levers | None = None) -> tuple[ModelConfig, TrainConfig]:
         """``model`` and ``train`` with this preset's levers (and ``overrides``) written into them."""
         levers = self.resolve(overrides)
-        model = replace(model, context_slices=levers.context_slices, test_time_flip=levers.test_time_flip)
+        model = replace(model, encoder_features=levers.encoder_features, context_slices=levers.context_slices,
+                        test_time_flip=levers.test_time_flip)
         train = replace(train, schedule=levers.schedule, val_fraction=levers.val_fraction,
                         input_dropout=levers.input_dropout,
                         augment=replace(train.augment, enabled=bool(levers.augment)),
@@ -62,10 +65,10 @@ class Preset:
 
 
 PAPER = Preset("paper", "Joyce et al. 2017 as published: 2D, MAE cost, constant learning rate, early stopping, no augmentation",
-               Levers(context_slices=0, test_time_flip=False, augment=False, schedule="constant", fused_mse=0.0,
+               Levers(encoder_features=32, context_slices=0, test_time_flip=False, augment=False, schedule="constant", fused_mse=0.0,
                       val_fraction=0.2, input_dropout=0.0))
 DEFAULT = Preset("default", "the paper's model with the levers that helped in our ablation (README, 'Beyond the paper')",
-                 Levers(context_slices=0, test_time_flip=True, augment=False, schedule="constant", fused_mse=0.0,
+                 Levers(encoder_features=16, context_slices=0, test_time_flip=True, augment=False, schedule="constant", fused_mse=0.0,
                         val_fraction=0.2, input_dropout=0.0))
 PRESETS: dict[str, Preset] = {preset.name: preset for preset in (DEFAULT, PAPER)}
 
