@@ -122,3 +122,15 @@ def test_train_preset_levers_and_warm_start(trained, capsys) -> None:
     assert "unknown preset 'fancy'" in capsys.readouterr().err
     assert main(common + ["--out", str(root / "bad"), "--features", "8", "--init-from", str(root / "run")]) == 2
     assert "encoder_features" in capsys.readouterr().err
+
+
+def test_ensemble_command_combines_and_refuses_overwrite(trained, capsys) -> None:
+    root, _ = trained
+    out = root / "ens.pt"
+    assert main(["ensemble", "--model", str(root / "run"), "--model", str(root / "run" / "model.pt"), "--out", str(out)]) == 0
+    assert len(load_checkpoint(out)[0].members) == 1
+    capsys.readouterr()
+    assert main(["ensemble", "--model", str(root / "run"), "--out", str(out)]) == 2
+    assert "exists already" in capsys.readouterr().err
+    assert main(["ensemble", "--model", str(root / "run"), "--model", str(root / "paper"), "--out", str(root / "e2.pt")]) == 2
+    assert "differs" in capsys.readouterr().err

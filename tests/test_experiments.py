@@ -206,3 +206,18 @@ def test_experiment_cli_quick_and_errors(toy, capsys) -> None:
                  *_cli_common(root)])
     assert code == 2 and "--target-data" in capsys.readouterr().err
     assert main(["experiment", "nope", "--data", str(manifest), "--out", str(root / "bad")]) != 0
+
+
+def test_single_input_with_an_ensemble_and_the_paper_preset(toy) -> None:
+    root, manifest = toy
+    config = tiny(ExperimentConfig(manifest, root / "ensemble", target="flair", baselines=(), cache_dir=root / "cache",
+                                   ensemble=2, preset="paper"))
+    result = run_experiment("single-input", config)
+    assert len(result.table("single_input")) > 0
+    fold = root / "ensemble" / "t1_to_flair" / "fold1"
+    assert (fold / "model-t1" / "ensemble.pt").is_file() and (fold / "model-t1-seed1" / "model.pt").is_file()
+    settings = json.loads((root / "ensemble" / "settings.json").read_text())
+    assert settings["preset"] == "paper" and settings["ensemble"] == 2 and settings["levers"]["test_time_flip"] is False
+    checkpoint, _ = load_checkpoint(fold / "model-t1" / "ensemble.pt")
+    assert len(checkpoint.members) == 1 and not checkpoint.model_config.test_time_flip
+    assert checkpoint.train_config.schedule == "constant"

@@ -138,3 +138,28 @@ def test_warm_start_matches_encoders_by_contrast(tmp_path) -> None:
                                        decoder_features=4))
     with pytest.raises(CheckpointError, match="synthesises flair"):
         warm_start(source, ModelConfig(inputs=("t1",), target="t2", **TINY))
+
+
+def test_ensemble_checkpoint_averages_its_members(tmp_path) -> None:
+    from mrsynth.errors import CheckpointError
+    from mrsynth.training import save_checkpoint
+    from mrsynth.training.checkpoint import combine_checkpoints
+
+    slices = toy_slices()
+    model_config = ModelConfig(inputs=slices.contrasts, target="flair", **TINY)
+    for seed in (0, 1):
+        train_model(slices, model_config, TrainConfig(epochs=1, batch_size=8, device="cpu", progress=False, seed=seed),
+                    tmp_path / f"s{seed}")
+    a, b = (load_checkpoint(tmp_path / f"s{seed}" / "model.pt")[0] for seed in (0, 1))
+    path = save_checkpoint(combine_checkpoints([a, b], ["a", "b"]), tmp_path / "ensemble.pt")
+    ensemble, _ = load_checkpoint(path)
+    assert len(ensemble.members) == 1 and [m["name"] for m in ensemble.training_data["ensemble"]] == ["a", "b"]
+    stack, present = np.asarray(slices.inputs[:4]), [True, False, True]
+    expected = 0.5 * (Synthesizer(a, device="cpu", flip_average=False).predict_stack(stack, present)
+                      + Synthesizer(b, device="cpu", flip_average=False).predict_stack(stack, present))
+    got = Synthesizer(ensemble, device="cpu", flip_average=False).predict_stack(stack, present)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    other = load_checkpoint(tmp_path / "s1" / "model.pt")[0]
+    other.preprocess = {"size": [8, 8]}
+    with pytest.raises(CheckpointError, match="preprocessing differs"):
+        combine_checkpoints([a, other], ["a", "odd"])

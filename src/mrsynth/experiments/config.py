@@ -21,7 +21,8 @@ class RunSettings:
     ``model`` is a template (its target is the task's): each method replaces its inputs and (optionally) whether the
     spatial transformer is used. ``resume`` continues interrupted model runs instead of
     retraining them. ``init_from`` starts every model that is not fine-tuned from a given one
-    from this checkpoint's weights (e.g. pre-trained on simulated subjects).
+    from this checkpoint's weights (e.g. pre-trained on simulated subjects). ``ensemble`` trains
+    that many models per method (seeds ``seed``, ``seed + 1``, ...) and averages their outputs.
     """
 
     model: ModelConfig
@@ -31,6 +32,7 @@ class RunSettings:
     dedis: DedisConfig = field(default_factory=DedisConfig)
     resume: bool = False
     init_from: Path | None = None
+    ensemble: int = 1
 
     @property
     def target(self) -> str:
@@ -85,6 +87,7 @@ class ExperimentConfig:
     finetune_epochs: int | None = None
     misaligned: str | None = None
     init_from: Path | None = None
+    ensemble: int = 1
     max_angle: float = 8.0
     max_shift: float = 2.0
     figures: bool = True
@@ -96,6 +99,8 @@ class ExperimentConfig:
         object.__setattr__(self, "out", Path(self.out))
         if self.folds < 2:
             raise ValueError("cross-validation needs at least 2 folds")
+        if self.ensemble < 1:
+            raise ValueError("ensemble must be at least 1 model")
         if self.trees < 1 or self.forest_samples < 1 or self.epochs < 1 or self.dedis_epochs < 1:
             raise ValueError("trees, samples, epochs must be at least 1")
         unknown = [name for name in self.baselines if name not in BASELINE_NAMES]
@@ -130,7 +135,8 @@ class ExperimentConfig:
         dedis = DedisConfig(epochs=self.dedis_epochs, batch_size=self.batch_size, features=self.dedis_features,
                             device=device, seed=self.seed)
         return RunSettings(model=model, train=train, preprocess=PreprocessConfig(size=self.size, margin=self.margin),
-                           forest=forest, dedis=dedis, resume=self.resume, init_from=self.init_from)
+                           forest=forest, dedis=dedis, resume=self.resume, init_from=self.init_from,
+                           ensemble=self.ensemble)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form (paths as strings), recorded in each experiment's folder."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -22,7 +22,8 @@ from mrsynth.evaluation.evaluate import Predictor, evaluate_predictor
 from mrsynth.evaluation.metrics import MetricTable
 from mrsynth.experiments.config import RunSettings
 from mrsynth.experiments.methods import MODEL, Method, baseline_predictor, model_predictor
-from mrsynth.training import kfold_subjects, load_checkpoint, train_model
+from mrsynth.training import kfold_subjects, load_checkpoint, save_checkpoint, train_model
+from mrsynth.training.checkpoint import combine_checkpoints
 from mrsynth.training.warm_start import load_warm_start
 
 
@@ -59,20 +60,29 @@ def _fit(method: Method, train: SliceSet, settings: RunSettings, run_dir: Path, 
         config = {"rf": settings.forest, "dedis": settings.dedis}.get(method.kind)
         baseline = make_baseline(method.kind, config).fit(train, method.inputs)
         return baseline_predictor(baseline, test_contrasts)
-    initial_state = None
     model_config = settings.model_config(method.inputs, method.spatial_transformer)
-    if method.initial is not None:
-        source, _ = load_checkpoint(method.initial)
-        initial_state, model_config = source.state_dict, source.model_config
-    elif settings.init_from is not None:
-        initial_state = load_warm_start(settings.init_from, model_config, settings.train.seed).state_dict
-    result = train_model(train, model_config, settings.train, run_dir, preprocess=settings.preprocess.to_dict(),
-                         training_data={"subjects": list(train.subjects)},
-                         resume=settings.resume and (Path(run_dir) / "last.pt").exists(), overwrite=not settings.resume, initial_state=initial_state, trainable=method.trainable,
-                         val_subjects=None if method.validate else [])
-    record.checkpoints[method.slug] = str(result.best_checkpoint)
-    record.val_subjects[method.slug] = list(result.val_subjects)
-    checkpoint, _ = load_checkpoint(result.best_checkpoint)
+    members = []
+    for k in range(settings.ensemble):
+        member_dir = Path(run_dir) if k == 0 else Path(f"{run_dir}-seed{k}")
+        train_config = replace(settings.train, seed=settings.train.seed + k)
+        initial_state = None
+        if method.initial is not None:
+            source, _ = load_checkpoint(method.initial)
+            initial_state, model_config = source.state_dict, source.model_config
+        elif settings.init_from is not None:
+            initial_state = load_warm_start(settings.init_from, model_config, train_config.seed).state_dict
+        result = train_model(train, model_config, train_config, member_dir, preprocess=settings.preprocess.to_dict(),
+                             training_data={"subjects": list(train.subjects)},
+                             resume=settings.resume and (member_dir / "last.pt").exists(), overwrite=not settings.resume,
+                             initial_state=initial_state, trainable=method.trainable,
+                             val_subjects=None if method.validate else [])
+        members.append(result.best_checkpoint)
+        if k == 0:
+            record.val_subjects[method.slug] = list(result.val_subjects)
+    checkpoints = [load_checkpoint(path)[0] for path in members]
+    checkpoint = checkpoints[0] if len(members) == 1 else combine_checkpoints(checkpoints, [str(p) for p in members])
+    best = members[0] if len(members) == 1 else save_checkpoint(checkpoint, Path(run_dir) / "ensemble.pt")
+    record.checkpoints[method.slug] = str(best)
     return model_predictor(checkpoint, test_contrasts, settings.train.device, flip_average=model_config.test_time_flip)
 
 

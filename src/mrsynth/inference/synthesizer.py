@@ -45,7 +45,7 @@ class Synthesizer:
         """``flip_average`` None follows the model's ``test_time_flip`` setting."""
         self.checkpoint = checkpoint
         self.device = resolve_device(device)
-        self.model = checkpoint.build_model(self.device)
+        self.models = checkpoint.build_models(self.device)  # one, or an ensemble averaged at synthesis
         self.batch_size = batch_size
         self.flip_average = checkpoint.model_config.test_time_flip if flip_average is None else flip_average
 
@@ -55,6 +55,11 @@ class Synthesizer:
         """Load from a checkpoint file, a run folder, or ``pretrained:NAME``."""
         checkpoint, _ = load_checkpoint(resolve_model_path(model))
         return cls(checkpoint, device=device, batch_size=batch_size, flip_average=flip_average)
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The (first) network."""
+        return self.models[0]
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -91,11 +96,11 @@ class Synthesizer:
         for start in range(0, images.shape[0], self.batch_size):
             chunk, mask = images[start : start + self.batch_size], present_t[start : start + self.batch_size]
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-                out = self.model(chunk, mask, decode_individual=False).image.float()
+                runs = [model(chunk, mask, decode_individual=False).image.float() for model in self.models]
                 if self.flip_average:
-                    flipped = self.model(chunk.flip(-2), mask, decode_individual=False).image.float().flip(-2)
-                    out = 0.5 * (out + flipped)
-            outputs.append(out[:, 0])
+                    runs += [model(chunk.flip(-2), mask, decode_individual=False).image.float().flip(-2)
+                             for model in self.models]
+            outputs.append(torch.stack(runs).mean(dim=0)[:, 0])
         result = torch.cat(outputs).cpu().numpy()
         # outside every present input's brain the target is background too
         result[~((stack > 0) & present[:, :, None, None]).any(axis=1)] = 0.0

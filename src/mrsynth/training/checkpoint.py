@@ -21,7 +21,11 @@ FORMAT_VERSION = 1
 
 @dataclass
 class Checkpoint:
-    """Weights plus the contrasts, preprocessing and settings they were trained with."""
+    """Weights plus the contrasts, preprocessing and settings they were trained with.
+
+    ``members`` holds the weights of further networks of the same configuration (an ensemble,
+    e.g. over seeds): synthesis averages all of them (:func:`combine_checkpoints`).
+    """
 
     model_config: ModelConfig
     state_dict: dict[str, torch.Tensor]
@@ -31,12 +35,18 @@ class Checkpoint:
     metrics: dict[str, float] = field(default_factory=dict)
     training_data: dict[str, Any] = field(default_factory=dict)
     mrsynth_version: str = mrsynth.__version__
+    members: list[dict[str, torch.Tensor]] = field(default_factory=list)
 
-    def build_model(self, device: torch.device | str = "cpu") -> MultiInputSynthesisNet:
-        """Instantiate the network with these weights, in eval mode."""
+    def build_model(self, device: torch.device | str = "cpu",
+                    state_dict: dict[str, torch.Tensor] | None = None) -> MultiInputSynthesisNet:
+        """Instantiate the network with these weights (or ``state_dict``), in eval mode."""
         model = MultiInputSynthesisNet(self.model_config)
-        model.load_state_dict(self.state_dict)
+        model.load_state_dict(self.state_dict if state_dict is None else state_dict)
         return model.to(device).eval()
+
+    def build_models(self, device: torch.device | str = "cpu") -> list[MultiInputSynthesisNet]:
+        """The network and every ensemble member, in eval mode."""
+        return [self.build_model(device, state) for state in [self.state_dict, *self.members]]
 
     def to_payload(self) -> dict[str, Any]:
         return {
@@ -50,6 +60,7 @@ class Checkpoint:
             "metrics": self.metrics,
             "training_data": self.training_data,
             "state_dict": {k: v.detach().cpu() for k, v in self.state_dict.items()},
+            "members": [{k: v.detach().cpu() for k, v in state.items()} for state in self.members],
         }
 
     @classmethod
@@ -74,9 +85,33 @@ class Checkpoint:
                 metrics=dict(payload.get("metrics", {})),
                 training_data=dict(payload.get("training_data", {})),
                 mrsynth_version=str(payload.get("mrsynth_version", "?")),
+                members=list(payload.get("members", [])),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise CheckpointError(f"{source}: checkpoint is incomplete or inconsistent ({error})") from None
+
+
+def combine_checkpoints(checkpoints: list[Checkpoint], names: list[str] | None = None) -> Checkpoint:
+    """One ensemble checkpoint from models of the same configuration and preprocessing.
+
+    The first model's settings are kept; ``training_data["ensemble"]`` records every member's
+    epoch, metrics and training data. Raises ``CheckpointError`` naming the first that differs.
+    """
+    if not checkpoints:
+        raise CheckpointError("an ensemble needs at least one model")
+    names = names or [f"model {i + 1}" for i in range(len(checkpoints))]
+    first = checkpoints[0]
+    for name, other in zip(names[1:], checkpoints[1:]):
+        if other.model_config != first.model_config:
+            raise CheckpointError(f"{name}: its model configuration differs from {names[0]}'s, so they cannot be averaged")
+        if other.preprocess != first.preprocess:
+            raise CheckpointError(f"{name}: its preprocessing differs from {names[0]}'s, so they cannot be averaged")
+    states = [state for c in checkpoints for state in [c.state_dict, *c.members]]
+    record = [{"name": name, "epoch": c.epoch, "metrics": c.metrics, "training_data": c.training_data}
+              for name, c in zip(names, checkpoints)]
+    return Checkpoint(model_config=first.model_config, state_dict=states[0], preprocess=first.preprocess,
+                      train_config=first.train_config, epoch=first.epoch, metrics=first.metrics,
+                      training_data={**first.training_data, "ensemble": record}, members=states[1:])
 
 
 def atomic_torch_save(payload: Any, path: Path) -> None:
