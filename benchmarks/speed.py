@@ -1,6 +1,6 @@
 """Speed of mrsynth in the paper's two settings: fast paths against the plain eager float32 path.
 
-    python benchmarks/speed.py [--device cpu|cuda] [--quick] [--compile] [--threads N]
+    python benchmarks/speed.py [--device cpu|cuda] [--quick] [--compile] [--volume-only] [--threads N]
 
 Prints, for BRATS (3 inputs, 128x128) and ISLES (3 inputs, 112x80), training and inference
 throughput, FLOPs per slice (torch.utils.flop_counter) and the fraction of the device's peak
@@ -14,7 +14,6 @@ timed repetitions counts (warm-up excluded). Results go to benchmarks/results/<d
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import platform
 import shlex
@@ -39,6 +38,7 @@ from mrsynth.model import ModelConfig, synthesis_loss
 from mrsynth.training.batches import Batch, iterate_batches, prefetch
 from mrsynth.training.checkpoint import Checkpoint, save_checkpoint
 from mrsynth.training.config import SpeedSettings, TrainConfig
+from mrsynth.training.presets import DEFAULT, PAPER
 from mrsynth.training.trainer import _autocast, build_model, train_step
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -231,24 +231,35 @@ def write_volume_inputs(folder: Path, setting: Setting, shape: tuple[int, int, i
     return files
 
 
-def volume_runs(setting: Setting, paths: dict[str, tuple[SpeedSettings, int]], device: torch.device, plan: Plan,
+@dataclass(frozen=True)
+class VolumeVariant:
+    """One way to synthesise the benchmark volume: the model's width and test-time flip, fast paths, slice batch."""
+
+    features: int
+    test_time_flip: bool
+    speed: SpeedSettings
+    batch: int
+
+
+def volume_runs(setting: Setting, variants: dict[str, VolumeVariant], device: torch.device, plan: Plan,
                 folder: Path) -> dict[str, Measured]:
-    """Files in -> ``Synthesizer.synthesize_files`` -> ``write``: seconds per volume, per (path, slice batch)."""
-    config = setting.model_config()
-    torch.manual_seed(0)
-    fresh = build_model(config, EAGER, torch.device("cpu"))
-    checkpoint = Checkpoint(model_config=config, state_dict=fresh.state_dict(),
-                            preprocess=PreprocessConfig(size=setting.size).to_dict())
-    model_path = save_checkpoint(checkpoint, folder / "model.pt")
+    """Files in -> ``Synthesizer.synthesize_files`` -> ``write``: seconds per volume, per variant."""
     files = write_volume_inputs(folder, setting, plan.volume_shape)
     runs = {}
-    for name, (speed, batch) in paths.items():
-        synthesizer = Synthesizer.load(model_path, device=str(device), batch_size=batch)
-        synthesizer.model.set_execution(channels_last=speed.channels_last, batched_encoders=speed.batched_encoders)
+    for name, variant in variants.items():
+        config = replace(setting.model_config(), encoder_features=variant.features, test_time_flip=variant.test_time_flip)
+        torch.manual_seed(0)
+        fresh = build_model(config, EAGER, torch.device("cpu"))
+        checkpoint = Checkpoint(model_config=config, state_dict=fresh.state_dict(),
+                                preprocess=PreprocessConfig(size=setting.size).to_dict())
+        model_path = save_checkpoint(checkpoint, folder / f"model-{len(runs)}.pt")
+        synthesizer = Synthesizer.load(model_path, device=str(device), batch_size=variant.batch)
+        for model in synthesizer.models:
+            model.set_execution(channels_last=variant.speed.channels_last, batched_encoders=variant.speed.batched_encoders)
 
-        def run(synthesizer: Synthesizer = synthesizer, name: str = name) -> None:
+        def run(synthesizer: Synthesizer = synthesizer, index: int = len(runs)) -> None:
             result = synthesizer.synthesize_files(files)
-            synthesizer.write(result, folder / f"out-{name}.nii.gz", force=True)
+            synthesizer.write(result, folder / f"out-{index}.nii.gz", force=True)
         runs[name] = run
     return interleaved(runs, warmup=1 if plan.volume_runs > 1 else 0, steps=plan.volume_runs, device=device)
 
@@ -309,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--quick", action="store_true", help="batch 8, one timed step, a 48-slice volume (< 1 min on CPU)")
     parser.add_argument("--compile", action="store_true", help="also measure torch.compile (compile time excluded)")
+    parser.add_argument("--volume-only", action="store_true", help="only the whole-volume timings")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--out", type=Path, default=None, help="result file (default benchmarks/results/<date>-<device>.md)")
     args = parser.parse_args(argv)
@@ -360,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
                 "against oneDNN, so the matmul underestimates the peak)")
 
     with tempfile.TemporaryDirectory(prefix="mrsynth-speed-") as tmp:
-        for setting in SETTINGS:
+        for setting in () if args.volume_only else SETTINGS:
             say()
             say(f"## {setting.name}: inputs {', '.join(setting.inputs)} -> {setting.target}, "
                 f"{setting.size[0]}x{setting.size[1]}, batch {plan.batch}")
@@ -374,33 +386,44 @@ def main(argv: list[str] | None = None) -> int:
             ratio_table("inference", names, infer, infer_peak, plan.infer_batch, fwd)
         setting = SETTINGS[0]
         say()
-        say(f"## One {'x'.join(map(str, plan.volume_shape))} volume, files to written NIfTI ({setting.name} model)")
+        say(f"## One {'x'.join(map(str, plan.volume_shape))} volume, files to written NIfTI ({setting.name} inputs)")
         folder = Path(tmp) / "volume"
         folder.mkdir()
-        default_batch = int(inspect.signature(Synthesizer.__init__).parameters["batch_size"].default)
-        other_batch = 256 if device.type == "cuda" else 8
-        volume_paths = {k: (v, default_batch) for k, v in paths.items() if k in ("eager", "fast")}
-        volume_paths[f"fast, {other_batch}-slice batches"] = (fast, other_batch)
-        volumes = volume_runs(setting, volume_paths, device, plan, folder)
-        eager_s = volumes["eager"].best()
-        for path in ("eager", "fast", f"fast, {other_batch}-slice batches"):
-            seconds = volumes[alias.get(path, path)].best()
-            batch = volume_paths[alias.get(path, path)][1]
-            say(f"- {path} (Synthesizer batch_size {batch}): {seconds:.2f} s (x eager speed {eager_s / seconds:.2f})")
+        default_batch = Synthesizer.default_batch_size(device)
+        other_batch = 256 if device.type == "cuda" else 64
+        preset_model, _ = DEFAULT.apply(setting.model_config(), TrainConfig())
+        paper_width = PAPER.levers.encoder_features
+        variants = {f"eager, paper preset (width {paper_width})": VolumeVariant(paper_width, False, EAGER, default_batch),
+                    f"fast, paper preset (width {paper_width})": VolumeVariant(paper_width, False, fast, default_batch),
+                    f"fast, paper preset, {other_batch}-slice batches": VolumeVariant(paper_width, False, fast, other_batch),
+                    f"fast, default preset (width {preset_model.encoder_features}, test-time flip "
+                    f"{'on' if preset_model.test_time_flip else 'off'})":
+                        VolumeVariant(preset_model.encoder_features, preset_model.test_time_flip, fast, default_batch),
+                    f"fast, default preset, {other_batch}-slice batches":
+                        VolumeVariant(preset_model.encoder_features, preset_model.test_time_flip, fast, other_batch)}
+        if describe(fast, device) == describe(EAGER, device):
+            say("(`fast` is `eager` on this device: measured once)")
+            variants.pop(f"fast, paper preset (width {paper_width})")
+        volumes = volume_runs(setting, variants, device, plan, folder)
+        eager_s = next(iter(volumes.values())).best()
+        for label, variant in variants.items():
+            seconds = volumes[label].best()
+            say(f"- {label}, Synthesizer batch_size {variant.batch}: {seconds:.2f} s (x eager speed {eager_s / seconds:.2f})")
         if device.type == "cuda":
             say("  (the Synthesizer always uses bf16 autocast on CUDA: `eager` differs from `fast` by the model's options only)")
-        say()
-        say(f"## Time shares, {setting.name}, fast path, batch {plan.profile_batch} (torch.profiler)")
-        shares = conv_shares(setting, fast, device, plan.profile_batch)
-        say()
-        say("| part | " + " | ".join(shares) + " |")
-        say("|---|" + "---:|" * len(shares))
-        for group in next(iter(shares.values())):
-            say(f"| {group} | " + " | ".join(f"{values[group]:.1%}" for values in shares.values()) + " |")
+        if not args.volume_only:
+            say()
+            say(f"## Time shares, {setting.name}, fast path, batch {plan.profile_batch} (torch.profiler)")
+            shares = conv_shares(setting, fast, device, plan.profile_batch)
+            say()
+            say("| part | " + " | ".join(shares) + " |")
+            say("|---|" + "---:|" * len(shares))
+            for group in next(iter(shares.values())):
+                say(f"| {group} | " + " | ".join(f"{values[group]:.1%}" for values in shares.values()) + " |")
     say()
     say(f"Total {time.perf_counter() - started:.0f} s; load average at end {os.getloadavg()[0]:.2f}.")
     slug = "cpu" if device.type == "cpu" else "cuda-" + name.lower().replace(" ", "-")
-    out = args.out or RESULTS / f"{date.today().isoformat()}-{slug}{'-quick' * args.quick}{'-compile' * args.compile}.md"
+    out = args.out or RESULTS / f"{date.today().isoformat()}-{slug}{'-quick' * args.quick}{'-compile' * args.compile}{'-volume' * args.volume_only}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
     print(f"written {out}")
