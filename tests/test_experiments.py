@@ -221,3 +221,23 @@ def test_single_input_with_an_ensemble_and_the_paper_preset(toy) -> None:
     checkpoint, _ = load_checkpoint(fold / "model-t1" / "ensemble.pt")
     assert len(checkpoint.members) == 1 and not checkpoint.model_config.test_time_flip
     assert checkpoint.train_config.schedule == "constant"
+
+
+def test_subsets_with_a_test_pool_and_without_per_subset_models(toy) -> None:
+    root, manifest = toy
+    rows = _csv_rows(manifest)
+    partial = manifest.parent / "partial.csv"  # sub0 without T2: it may train, but is never tested
+    with partial.open("w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(r for r in rows if not (r["subject"] == "sub0" and r["contrast"] == "t2"))
+    config = tiny(ExperimentConfig(partial, root / "pool", cache_dir=root / "cache", baselines=("linear",),
+                                   per_subset_models=False, test_requires=("t1", "t2"), folds=3))
+    result = run_experiment("subsets", config)
+    folds = json.loads((root / "pool" / "runs" / "folds.json").read_text())
+    assert sorted(s for fold in folds for s in fold["test_subjects"]) == ["sub1", "sub2", "sub3"]
+    assert all("sub0" in fold["train_subjects"] for fold in folds)
+    methods = {row.method for row in result.table("subsets").rows}
+    assert not any(m.startswith("(A)") for m in methods) and any(m.startswith("(B)") for m in methods)
+    with pytest.raises(Exception, match="not an input"):
+        run_experiment("subsets", replace(config, out=root / "pool2", test_requires=("pd",)))

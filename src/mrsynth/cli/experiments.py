@@ -131,6 +131,8 @@ def experiment(
     finetune_epochs: Optional[int] = typer.Option(None, "--finetune-epochs", help="transfer: epochs of decoder fine-tuning [default: --epochs]."),
     misaligned: Optional[str] = typer.Option(None, "--misaligned", help="misalignment: the input to perturb [default: the first]."),
     init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start every model from this checkpoint's weights (e.g. pre-trained on simulated subjects)."),
+    test_requires: Optional[str] = typer.Option(None, "--test-requires", help="Test folds only over subjects with all these contrasts, e.g. t1,t2 (the others always train) [single-input, subsets]."),
+    per_subset: Optional[bool] = typer.Option(None, "--per-subset/--no-per-subset", help="subsets: also train (A), one model per input subset [default: yes]."),
     ensemble: Optional[int] = typer.Option(None, "--ensemble", help="Models per method, trained with seeds seed, seed+1, ... and averaged [default: 1]."),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write the Fig. 4 / Fig. 2 style PNGs."),
     resume: bool = typer.Option(False, "--resume", help="Continue interrupted model runs instead of retraining."),
@@ -155,7 +157,8 @@ def experiment(
             batch_size=batch_size, trees=trees, forest_samples=samples, device=device, seed=seed,
             baselines=_baselines(baselines),
             target_data=target_data, target_layout=target_layout, finetune_epochs=finetune_epochs,
-            misaligned=_contrasts(misaligned)[0] if misaligned else None, init_from=init_from, ensemble=ensemble, layout=layout, cache_dir=cache_dir,
+            misaligned=_contrasts(misaligned)[0] if misaligned else None, init_from=init_from, ensemble=ensemble, layout=layout,
+            test_requires=_contrasts(test_requires) if test_requires else None, per_subset_models=per_subset, cache_dir=cache_dir,
             figures=figures, resume=resume, progress=progress)
     except ValueError as error:
         raise MrsynthError(str(error)) from None

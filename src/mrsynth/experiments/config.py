@@ -88,6 +88,8 @@ class ExperimentConfig:
     misaligned: str | None = None
     init_from: Path | None = None
     ensemble: int = 1
+    test_requires: tuple[str, ...] = ()
+    per_subset_models: bool = True
     max_angle: float = 8.0
     max_shift: float = 2.0
     figures: bool = True

@@ -114,15 +114,19 @@ def run_fold(train: SliceSet, test: SliceSet, methods: Sequence[Method], setting
 
 
 def cross_validate(slices: SliceSet, methods: Sequence[Method], settings: RunSettings, out_dir: str | Path,
-                   folds: int = 5, seed: int = 0, progress: bool = True, table: MetricTable | None = None) -> CrossValResult:
+                   folds: int = 5, seed: int = 0, progress: bool = True, table: MetricTable | None = None,
+                   test_pool: Sequence[str] | None = None) -> CrossValResult:
     """k-fold cross-validation by subject (``folds >= subjects``: leave-one-out) of every method.
 
+    With ``test_pool`` the folds split only those subjects; every other subject is always
+    training data (e.g. incomplete cases that help training but cannot be tested on every subset).
     Writes each fold's models under ``out_dir/fold<k>/<method>/`` and ``out_dir/folds.json``.
     """
     out_dir = Path(out_dir)
     table = MetricTable() if table is None else table
     records = []
-    splits = kfold_subjects(slices.subjects, folds, seed)
+    pool = list(slices.subjects) if test_pool is None else [s for s in slices.subjects if s in set(test_pool)]
+    splits = [([s for s in slices.subjects if s not in test], test) for _, test in kfold_subjects(pool, folds, seed)]
     for k, (train_names, test_names) in enumerate(splits):
         _say(progress, f"fold {k + 1}/{len(splits)}: test subjects {', '.join(test_names)}")
         records.append(run_fold(slices.select_subjects(train_names), slices.select_subjects(test_names), methods,

@@ -12,7 +12,7 @@ from mrsynth.experiments.folds import FoldRecord, cross_validate, describe_folds
 from mrsynth.experiments.methods import Method
 from mrsynth.experiments.results import (ExperimentResult, ResultTable, task_label, with_column, write_experiment,
                                          write_figures)
-from mrsynth.experiments.tasks import fold_notes, left_out_notes, load_for
+from mrsynth.experiments.tasks import fold_notes, left_out_notes, load_for, test_pool
 
 DEFAULT_INPUT = ("t1",)
 DEFAULT_TARGETS = ("t2", "flair")
@@ -42,7 +42,7 @@ def run_single_input(config: ExperimentConfig) -> ExperimentResult:
         settings = config.run_settings(target, inputs)
         task_dir = Path(config.out) / f"{subset_label(inputs)}_to_{target}"
         result = cross_validate(prepared.slices, single_input_methods(inputs, config.baselines), settings, task_dir,
-                                config.folds, config.seed, config.progress)
+                                config.folds, config.seed, config.progress, test_pool=test_pool(config, prepared))
         with_column(result.table, label, into=table)
         folds[label] = result.folds
         notes += fold_notes(result.folds, label)

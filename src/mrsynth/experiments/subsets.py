@@ -7,7 +7,7 @@ from mrsynth.experiments.config import ExperimentConfig
 from mrsynth.experiments.folds import cross_validate, describe_folds
 from mrsynth.experiments.methods import Method
 from mrsynth.experiments.results import ExperimentResult, ResultTable, write_experiment, write_figures
-from mrsynth.experiments.tasks import fold_notes, left_out_notes, load_for
+from mrsynth.experiments.tasks import fold_notes, left_out_notes, load_for, test_pool
 
 DEFAULT_INPUTS = ("t1", "t2", "dwi")
 DEFAULT_TARGET = "flair"
@@ -15,13 +15,14 @@ SUBSET_BASELINES = ("rf", "linear")  # multi-input baselines (DEDIS takes one in
 FULL_MODEL = "(B) proposed, one model, missing inputs"
 
 
-def subset_methods(inputs: tuple[str, ...], baselines: tuple[str, ...]) -> list[Method]:
+def subset_methods(inputs: tuple[str, ...], baselines: tuple[str, ...], per_subset: bool = True) -> list[Method]:
     """(A) one model per subset, (B) the all-inputs model tested on every subset, (C) baselines per subset.
 
     The (A) model for the full set is the (B) model (same training), so it is trained once per fold.
+    ``per_subset=False`` leaves (A) out (it trains one model per subset and fold).
     """
     subsets = all_subsets(inputs)
-    methods = [Method.model("(A) proposed, one model per subset", subset) for subset in subsets]
+    methods = [Method.model("(A) proposed, one model per subset", subset) for subset in subsets] if per_subset else []
     methods.append(Method.model(FULL_MODEL, inputs, every_subset=True))
     for name in (b for b in baselines if b in SUBSET_BASELINES):
         methods += [Method.baseline(name, subset, label=f"(C) {name}") for subset in subsets]
@@ -34,8 +35,9 @@ def run_subsets(config: ExperimentConfig) -> ExperimentResult:
     target = config.target or DEFAULT_TARGET
     prepared = load_for(config, inputs, target)
     settings = config.run_settings(target, inputs)
-    result = cross_validate(prepared.slices, subset_methods(inputs, config.baselines), settings, config.out / "runs",
-                            config.folds, config.seed, config.progress)
+    result = cross_validate(prepared.slices, subset_methods(inputs, config.baselines, config.per_subset_models), settings,
+                            config.out / "runs", config.folds, config.seed, config.progress,
+                            test_pool=test_pool(config, prepared))
     notes = left_out_notes(prepared, "subsets") + fold_notes(result.folds, "subsets")
     figures = []
     first = result.folds[0]

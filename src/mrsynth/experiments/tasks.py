@@ -29,6 +29,28 @@ def load_for(config: ExperimentConfig, inputs: tuple[str, ...], target: str, dat
                      layout=config.layout if data is None else layout, cache_dir=config.cache_dir, progress=config.progress)
 
 
+def test_pool(config: ExperimentConfig, prepared: PreparedData) -> list[str] | None:
+    """The subjects test folds may draw from: those with every contrast of ``config.test_requires``.
+
+    Raises :class:`DataError` when fewer than two subjects qualify.
+    """
+    if not config.test_requires:
+        return None
+    slices = prepared.slices
+    missing = [c for c in config.test_requires if c not in slices.contrasts]
+    if missing:
+        raise DataError(f"--test-requires {', '.join(missing)}: not an input of this task ({', '.join(slices.contrasts)})")
+    columns = [slices.contrasts.index(c) for c in config.test_requires]
+    pool = []
+    for index, name in enumerate(slices.subjects):
+        rows = slices.subject == index
+        if rows.any() and slices.present[rows][:, columns].any(axis=0).all():
+            pool.append(name)
+    if len(pool) < 2:
+        raise DataError(f"only {len(pool)} subject has all of {', '.join(config.test_requires)}; test folds need 2")
+    return pool
+
+
 def left_out_notes(prepared: PreparedData, context: str) -> list[str]:
     """One note per subject the task left out, with the reason."""
     return [f"{context}: subject {name} left out: {reason}" for name, reason in prepared.left_out]
