@@ -218,6 +218,7 @@ def test_single_input_with_an_ensemble_and_the_paper_preset(toy) -> None:
     assert (fold / "model-t1" / "ensemble.pt").is_file() and (fold / "model-t1-seed1" / "model.pt").is_file()
     settings = json.loads((root / "ensemble" / "settings.json").read_text())
     assert settings["preset"] == "paper" and settings["ensemble"] == 2 and settings["levers"]["test_time_flip"] is False
+    assert settings["levers"]["encoder_features"] == settings["encoder_features"] == 4  # --quick's width wins
     checkpoint, _ = load_checkpoint(fold / "model-t1" / "ensemble.pt")
     assert len(checkpoint.members) == 1 and not checkpoint.model_config.test_time_flip
     assert checkpoint.train_config.schedule == "constant"

@@ -163,3 +163,13 @@ def test_ensemble_checkpoint_averages_its_members(tmp_path) -> None:
     other.preprocess = {"size": [8, 8]}
     with pytest.raises(CheckpointError, match="preprocessing differs"):
         combine_checkpoints([a, other], ["a", "odd"])
+
+
+def test_resuming_a_finished_run_with_another_flip_rewrites_the_best_model(tmp_path) -> None:
+    slices = toy_slices()
+    config = TrainConfig(epochs=1, batch_size=8, device="cpu", progress=False)
+    with_flip = ModelConfig(inputs=slices.contrasts, target="flair", test_time_flip=True, **TINY)
+    train_model(slices, with_flip, config, tmp_path / "run")
+    from dataclasses import replace as _replace
+    train_model(slices, _replace(with_flip, test_time_flip=False), config, tmp_path / "run", resume=True)
+    assert load_checkpoint(tmp_path / "run" / "model.pt")[0].model_config.test_time_flip is False

@@ -130,8 +130,7 @@ class ExperimentConfig:
         train = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
                             patience=self.patience, seed=self.seed, device=device,
                             max_batches_per_epoch=self.max_batches_per_epoch, progress=self.progress)
-        levers = self.levers if self.encoder_features is None else replace(self.levers, encoder_features=self.encoder_features)
-        model, train = get_preset(self.preset).apply(model, train, levers)
+        model, train = get_preset(self.preset).apply(model, train, self.overrides)
         forest = ForestConfig(n_estimators=self.trees, samples_per_subject=self.forest_samples,
                               max_depth=self.forest_depth, seed=self.seed)
         dedis = DedisConfig(epochs=self.dedis_epochs, batch_size=self.batch_size, features=self.dedis_features,
@@ -140,13 +139,20 @@ class ExperimentConfig:
                            forest=forest, dedis=dedis, resume=self.resume, init_from=self.init_from,
                            ensemble=self.ensemble)
 
+    @property
+    def overrides(self) -> Levers:
+        """The levers given explicitly, ``encoder_features`` included: they win over the preset's."""
+        if self.encoder_features is None:
+            return self.levers
+        return replace(self.levers, encoder_features=self.encoder_features)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form (paths as strings), recorded in each experiment's folder."""
         out: dict[str, Any] = {}
         for name in self.__dataclass_fields__:
             value = getattr(self, name)
             if isinstance(value, Levers):
-                out[name] = get_preset(self.preset).resolve(value).to_dict()
+                out[name] = get_preset(self.preset).resolve(self.overrides).to_dict()
                 continue
             out[name] = str(value) if isinstance(value, Path) else list(value) if isinstance(value, tuple) else value
         return out

@@ -66,9 +66,10 @@ def _fit(method: Method, train: SliceSet, settings: RunSettings, run_dir: Path, 
         member_dir = Path(run_dir) if k == 0 else Path(f"{run_dir}-seed{k}")
         train_config = replace(settings.train, seed=settings.train.seed + k)
         initial_state = None
-        if method.initial is not None:
+        if method.initial is not None:  # member k of an ensemble starts from the source's member k
             source, _ = load_checkpoint(method.initial)
-            initial_state, model_config = source.state_dict, source.model_config
+            states = [source.state_dict, *source.members]
+            initial_state, model_config = states[k % len(states)], source.model_config
         elif settings.init_from is not None:
             initial_state = load_warm_start(settings.init_from, model_config, train_config.seed).state_dict
         result = train_model(train, model_config, train_config, member_dir, preprocess=settings.preprocess.to_dict(),

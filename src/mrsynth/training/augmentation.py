@@ -81,7 +81,7 @@ class SliceAugmenter:
             RandBiasField(prob=p, coeff_range=(0.0, config.bias_field)),
         ]
         for i, transform in enumerate(self.geometry + self.intensity):
-            transform.set_random_state(seed=seed * 1009 + i)
+            transform.set_random_state(seed=(seed * 1009 + i) % 2**32)
 
     def __call__(self, batch: Batch) -> Batch:
         """A new batch with every real sample transformed (inputs and target share the geometry)."""
@@ -89,13 +89,14 @@ class SliceAugmenter:
         flat = images.flatten(1, -3) if images.dim() == 5 else images  # (B, C*K, H, W)
         per_contrast = flat.shape[1] // images.shape[1]
         out_images, out_target = torch.empty_like(flat), torch.empty_like(target)
+        present = batch.present.cpu().numpy()  # one device sync, not one per sample
         for b in range(len(flat)):
             sample = torch.cat([flat[b], target[b]], dim=0)
             for transform in self.geometry:
                 sample = _plain(transform(sample))
             inputs = sample[:-1]
             for c in range(images.shape[1]):
-                if not bool(batch.present[b, c]):
+                if not present[b, c]:
                     continue
                 block = inputs[c * per_contrast : (c + 1) * per_contrast]
                 for transform in self.intensity:

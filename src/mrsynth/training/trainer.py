@@ -208,6 +208,10 @@ def _train(slices: SliceSet, model_config: ModelConfig, config: TrainConfig, run
             raise MrsynthError(f"{last_path}: the run being resumed has a different model configuration")
         model.load_state_dict(saved.state_dict)
         optimiser.load_state_dict(state["optimiser"])
+        if main and saved.model_config != model_config and best_path.exists():  # only test_time_flip can differ here
+            best, _ = load_checkpoint(best_path)
+            best.model_config = model_config
+            save_checkpoint(best, best_path)
         start_epoch, best_value, best_epoch = int(state["epoch"]) + 1, float(state["best_value"]), int(state["best_epoch"])
         stale, history = int(state["stale"]), list(state["history"])
         train_subjects, val_subjects = list(state["train_subjects"]), list(state["val_subjects"])

@@ -1,0 +1,78 @@
+"""Ablation table: experiment runs side by side, each as a ratio to a baseline measured on the same folds.
+
+    python benchmarks/ablation.py --reference rf=RUN_DIR:rf LABEL=RUN_DIR[:METHOD] ... [--subset "t1 -> flair"]
+
+Each RUN_DIR is the ``--out`` folder of one ``mrsynth experiment`` run; its per-subject CSV
+(``single_input.csv`` or ``subsets.csv``) gives one MSE per subject and input subset. For every
+row the script prints the mean +- s.d. over subjects, the ratio of its mean to the reference's
+mean (the issue's target is <= 0.75 against the forest), the mean of the per-subject ratios and
+how many subjects it beats the reference on. All runs must share the folds (same --seed and
+--folds); subjects missing from a run are reported, not silently dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+
+TABLES = ("single_input.csv", "subsets.csv", "misalignment.csv")
+
+
+def read_mse(spec: str, subset: str | None) -> tuple[dict[tuple[str, str], float], str]:
+    """``RUN_DIR[:METHOD]`` -> {(subject, subset): mse} of that method (default: the first model method)."""
+    folder, _, method = spec.rpartition(":") if ":" in spec else (spec, "", "")
+    path = next((Path(folder) / name for name in TABLES if (Path(folder) / name).is_file()), None)
+    if path is None:
+        raise SystemExit(f"{folder}: no per-subject results ({', '.join(TABLES)}); is it an experiment's --out folder?")
+    with path.open(newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    method = method or next((m for m in methods if "proposed" in m), methods[0])
+    if method not in methods:
+        raise SystemExit(f"{path}: no method {method!r}; it has {', '.join(methods)}")
+    values = {(r["subject"], r["subset"]): float(r["mse"]) for r in rows
+              if r["method"] == method and (subset is None or r["subset"] == subset)}
+    return values, method
+
+
+def _sd(values: np.ndarray) -> float:
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reference", required=True, help="LABEL=RUN_DIR:METHOD, e.g. rf=/tmp/abl/paper:rf")
+    parser.add_argument("--subset", default=None, help="only this input subset (as the CSV names it)")
+    parser.add_argument("rows", nargs="+", help="LABEL=RUN_DIR[:METHOD]")
+    args = parser.parse_args(argv)
+    ref_label, _, ref_spec = args.reference.partition("=")
+    reference, _ = read_mse(ref_spec, args.subset)
+    subsets = sorted({s for _, s in reference})
+    print("| row | subset | MSE mean ± s.d. | × " + ref_label + " (means) | mean per-subject ratio | subjects better |")
+    print("|---|---|---|---:|---:|---:|")
+    for subset in subsets:
+        ref = {subject: v for (subject, s), v in reference.items() if s == subset}
+        ref_mean = np.mean(list(ref.values()))
+        print(f"| {ref_label} | {subset} | {ref_mean:.4f} ± {_sd(np.array(list(ref.values()))):.4f} | 1.00 | 1.00 | |")
+        for item in args.rows:
+            label, _, spec = item.partition("=")
+            values, method = read_mse(spec, subset)
+            mine = {subject: v for (subject, s), v in values.items() if s == subset}
+            common = sorted(set(mine) & set(ref))
+            if not common:
+                print(f"| {label} | {subset} | (no subjects in common with the reference) | | | |")
+                continue
+            ours = np.array([mine[s] for s in common])
+            theirs = np.array([ref[s] for s in common])
+            missing = f" ({len(ref) - len(common)} of the reference's subjects missing)" if len(common) < len(ref) else ""
+            print(f"| {label} ({method}) | {subset} | {ours.mean():.4f} ± {_sd(ours):.4f}{missing} | {ours.mean() / theirs.mean():.2f} "
+                  f"| {np.mean(ours / theirs):.2f} | {int((ours < theirs).sum())}/{len(common)} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
