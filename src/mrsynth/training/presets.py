@@ -68,8 +68,8 @@ PAPER = Preset("paper", "Joyce et al. 2017 as published: 2D, MAE cost, constant 
                Levers(encoder_features=32, context_slices=0, test_time_flip=False, augment=False, schedule="constant", fused_mse=0.0,
                       val_fraction=0.2, input_dropout=0.0))
 DEFAULT = Preset("default", "the paper's model with the levers that helped in our ablation (README, 'Beyond the paper')",
-                 Levers(encoder_features=16, context_slices=0, test_time_flip=True, augment=False, schedule="constant", fused_mse=0.0,
-                        val_fraction=0.2, input_dropout=0.0))
+                 Levers(encoder_features=16, context_slices=0, test_time_flip=True, augment=True, schedule="cosine", fused_mse=1.0,
+                        val_fraction=0.0, input_dropout=0.0))
 PRESETS: dict[str, Preset] = {preset.name: preset for preset in (DEFAULT, PAPER)}
 
 
