@@ -41,10 +41,11 @@ def demo(
     device: DeviceOpt = "auto",
     seed: int = typer.Option(0, help="Random seed."),
     force: bool = typer.Option(False, "--force", help="Replace a previous demo in OUT."),
+    preset: str = typer.Option("paper", "--preset", help="Model recipe: paper (the documented demo numbers) or default."),
 ) -> None:
     """The main job: simulate, train T1+T2+DWI -> FLAIR, evaluate all 7 input subsets, write table, figure, NIfTI."""
     from mrsynth.demo import DemoConfig, run_demo
 
     overrides = {k: v for k, v in {"epochs": epochs, "subjects": subjects}.items() if v is not None}
-    common = dict(out=out, device=device, seed=seed, force=force, **overrides)
+    common = dict(out=out, device=device, seed=seed, force=force, preset=preset, **overrides)
     run_demo(DemoConfig.quick(**common) if quick else DemoConfig(**common), log=typer.echo)
