@@ -173,3 +173,13 @@ def test_resuming_a_finished_run_with_another_flip_rewrites_the_best_model(tmp_p
     from dataclasses import replace as _replace
     train_model(slices, _replace(with_flip, test_time_flip=False), config, tmp_path / "run", resume=True)
     assert load_checkpoint(tmp_path / "run" / "model.pt")[0].model_config.test_time_flip is False
+
+
+def test_warmup_ramps_the_rate_within_the_first_epochs() -> None:
+    config = TrainConfig(epochs=10, learning_rate=1e-3, schedule="cosine", warmup_epochs=2)
+    assert config.learning_rate_at(0, 0.0) == pytest.approx(1e-6)
+    assert config.learning_rate_at(0, 0.5) == pytest.approx(0.25e-3)
+    assert config.learning_rate_at(1, 0.0) == pytest.approx(0.5 * 1e-3 * 0.5 * (1 + np.cos(np.pi / 10)))
+    assert config.learning_rate_at(2, 0.0) == pytest.approx(1e-3 * 0.5 * (1 + np.cos(2 * np.pi / 10)))
+    with pytest.raises(ValueError, match="warmup"):
+        TrainConfig(warmup_epochs=-1)

@@ -52,6 +52,7 @@ PresetOpt = Annotated[str, typer.Option("--preset", help="Model recipe: default 
 ContextOpt = Annotated[Optional[int], typer.Option("--context-slices", help="Neighbouring slices on each side as extra input channels (2.5D) [default: the preset's].")]
 AugmentOpt = Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="Random flips, rotations, scalings, intensity scale, gamma and bias field in training (MONAI) [default: the preset's].")]
 ScheduleOpt = Annotated[Optional[str], typer.Option("--schedule", help="Learning rate over epochs: constant or cosine [default: the preset's].")]
+WarmupOpt = Annotated[Optional[int], typer.Option("--warmup-epochs", help="Epochs over which the learning rate ramps up from ~0 [default: the preset's].")]
 MseWeightOpt = Annotated[Optional[float], typer.Option("--mse-weight", help="Weight of an extra MSE term on the fused output [default: the preset's; paper: 0].")]
 FlipOpt = Annotated[Optional[bool], typer.Option("--test-time-flip/--no-test-time-flip", help="The model averages its output with that of the left-right flipped input at synthesis [default: the preset's].")]
 ValFractionOpt = Annotated[Optional[float], typer.Option("--val-fraction", help="Fraction of (each fold's) training SUBJECTS held out for early stopping; 0 trains on all [default: the preset's].")]
@@ -59,9 +60,11 @@ InputDropoutOpt = Annotated[Optional[float], typer.Option("--input-dropout", hel
 
 
 def _levers(features: Optional[int], context_slices: Optional[int], augment: Optional[bool], schedule: Optional[str], mse_weight: Optional[float],
-            test_time_flip: Optional[bool], val_fraction: Optional[float], input_dropout: Optional[float]):
+            test_time_flip: Optional[bool], val_fraction: Optional[float], input_dropout: Optional[float],
+            warmup_epochs: Optional[int] = None):
     """The lever options given on the command line (None: keep the preset's)."""
     from mrsynth.training.presets import Levers
 
     return Levers(encoder_features=features, context_slices=context_slices, test_time_flip=test_time_flip, augment=augment, schedule=schedule,
-                  fused_mse=mse_weight, val_fraction=val_fraction, input_dropout=input_dropout)
+                  fused_mse=mse_weight, val_fraction=val_fraction, input_dropout=input_dropout,
+                  warmup_epochs=warmup_epochs)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from mrsynth.cli.app import (AugmentOpt, ContextOpt, DataOpt, DeviceOpt, FeaturesOpt, FlipOpt, InputDropoutOpt, LayoutOpt, MseWeightOpt,
+from mrsynth.cli.app import (AugmentOpt, ContextOpt, DataOpt, DeviceOpt, FeaturesOpt, FlipOpt, InputDropoutOpt, LayoutOpt, MseWeightOpt, WarmupOpt,
                              PresetOpt, ScheduleOpt, ValFractionOpt, _contrasts, _levers, _pairs, _size, app)
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ def train(
     input_dropout: InputDropoutOpt = None,
     augment: AugmentOpt = None,
     schedule: ScheduleOpt = None,
+    warmup_epochs: WarmupOpt = None,
     mse_weight: MseWeightOpt = None,
     test_time_flip: FlipOpt = None,
     context_slices: ContextOpt = None,
@@ -81,7 +82,7 @@ def train(
                                    ddp=ddp, compile=compile, channels_last=channels_last,
                                    batched_encoders=batched_encoders, prefetch=prefetch)
         model_config, train_config = get_preset(preset).apply(model_config, train_config, _levers(
-            features, context_slices, augment, schedule, mse_weight, test_time_flip, val_fraction, input_dropout))
+            features, context_slices, augment, schedule, mse_weight, test_time_flip, val_fraction, input_dropout, warmup_epochs))
     except ValueError as error:
         raise MrsynthError(str(error)) from None
     preprocess = PreprocessConfig(size=_size(size), margin=margin)

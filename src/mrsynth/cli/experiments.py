@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from mrsynth.cli.app import (AugmentOpt, ContextOpt, DataOpt, DeviceOpt, FeaturesOpt, FlipOpt, InputDropoutOpt, LayoutOpt, MseWeightOpt,
+from mrsynth.cli.app import (AugmentOpt, ContextOpt, DataOpt, DeviceOpt, FeaturesOpt, FlipOpt, InputDropoutOpt, LayoutOpt, MseWeightOpt, WarmupOpt,
                              PresetOpt, ScheduleOpt, ValFractionOpt, _contrasts, _levers, _size, app)
 
 if TYPE_CHECKING:
@@ -60,6 +60,7 @@ def crossval(
     input_dropout: InputDropoutOpt = None,
     augment: AugmentOpt = None,
     schedule: ScheduleOpt = None,
+    warmup_epochs: WarmupOpt = None,
     mse_weight: MseWeightOpt = None,
     test_time_flip: FlipOpt = None,
     context_slices: ContextOpt = None,
@@ -89,7 +90,7 @@ def crossval(
         train = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, patience=patience, seed=seed,
                             device=device, amp=amp, progress=progress)
         model, train = get_preset(preset).apply(model, train, _levers(
-            features, context_slices, augment, schedule, mse_weight, test_time_flip, val_fraction, input_dropout))
+            features, context_slices, augment, schedule, mse_weight, test_time_flip, val_fraction, input_dropout, warmup_epochs))
     except ValueError as error:
         raise MrsynthError(str(error)) from None
     settings = RunSettings(model=model, train=train, preprocess=PreprocessConfig(size=_size(size), margin=margin),
@@ -121,6 +122,7 @@ def experiment(
     input_dropout: InputDropoutOpt = None,
     augment: AugmentOpt = None,
     schedule: ScheduleOpt = None,
+    warmup_epochs: WarmupOpt = None,
     mse_weight: MseWeightOpt = None,
     test_time_flip: FlipOpt = None,
     context_slices: ContextOpt = None,
@@ -148,7 +150,7 @@ def experiment(
         raise MrsynthError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
     try:
         config = ExperimentConfig(data=data, out=out, preset=preset, levers=_levers(
-            None, context_slices, augment, schedule, mse_weight, test_time_flip, val_fraction, input_dropout))
+            None, context_slices, augment, schedule, mse_weight, test_time_flip, val_fraction, input_dropout, warmup_epochs))
         if quick:
             config = config.quick()
         config = config.with_overrides(

@@ -32,7 +32,9 @@ class TrainConfig:
 
     Speed settings change how, not what, is computed; ``None`` means the device's default
     ``schedule`` is the learning rate over epochs: ``constant`` (the paper) or ``cosine`` (decays
-    to 0 at ``epochs``); ``augment`` the random transforms applied to training batches.
+    to 0 at ``epochs``); ``warmup_epochs`` ramps it up linearly, batch by batch, over the first
+    epochs (against early collapse to a constant output); ``augment`` the random transforms
+    applied to training batches.
 
     Speed settings change how, not what, is computed; ``None`` means the device's default (see
     :meth:`resolve_speed` and ``benchmarks/README.md`` for the measurements behind them):
@@ -56,6 +58,7 @@ class TrainConfig:
     max_batches_per_epoch: int | None = None
     loss_weights: LossWeights = field(default_factory=LossWeights)
     schedule: Schedule = "constant"
+    warmup_epochs: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     progress: bool = True
     channels_last: bool | None = None
@@ -73,14 +76,19 @@ class TrainConfig:
             raise ValueError("input_dropout must be in [0, 1)")
         if self.learning_rate <= 0:
             raise ValueError("learning rate must be positive")
+        if self.warmup_epochs < 0:
+            raise ValueError("warmup_epochs must be >= 0")
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"schedule must be 'constant' or 'cosine', not {self.schedule!r}")
 
-    def learning_rate_at(self, epoch: int) -> float:
-        """The learning rate of 0-based ``epoch`` under :attr:`schedule`."""
-        if self.schedule == "constant":
-            return self.learning_rate
-        return self.learning_rate * 0.5 * (1.0 + math.cos(math.pi * epoch / self.epochs))
+    def learning_rate_at(self, epoch: int, progress: float = 0.0) -> float:
+        """The learning rate of 0-based ``epoch``, ``progress`` (0-1) of the way through it."""
+        rate = self.learning_rate
+        if self.schedule == "cosine":
+            rate *= 0.5 * (1.0 + math.cos(math.pi * epoch / self.epochs))
+        if epoch < self.warmup_epochs:
+            rate *= (epoch + progress) / self.warmup_epochs
+        return max(rate, 1e-3 * self.learning_rate) if epoch < self.warmup_epochs else rate
 
     def resolve_speed(self, device_type: str) -> "SpeedSettings":
         """The speed settings in force on a device of ``device_type``, every ``None`` decided."""

@@ -27,6 +27,7 @@ class Levers:
     test_time_flip: bool | None = None
     augment: bool | None = None
     schedule: Schedule | None = None
+    warmup_epochs: int | None = None
     fused_mse: float | None = None
     val_fraction: float | None = None
     input_dropout: float | None = None
@@ -57,7 +58,7 @@ class Preset:
         levers = self.resolve(overrides)
         model = replace(model, encoder_features=levers.encoder_features, context_slices=levers.context_slices,
                         test_time_flip=levers.test_time_flip)
-        train = replace(train, schedule=levers.schedule, val_fraction=levers.val_fraction,
+        train = replace(train, schedule=levers.schedule, warmup_epochs=levers.warmup_epochs, val_fraction=levers.val_fraction,
                         input_dropout=levers.input_dropout,
                         augment=replace(train.augment, enabled=bool(levers.augment)),
                         loss_weights=replace(train.loss_weights, fused_mse=levers.fused_mse))
@@ -65,10 +66,10 @@ class Preset:
 
 
 PAPER = Preset("paper", "Joyce et al. 2017 as published: 2D, MAE cost, constant learning rate, early stopping, no augmentation",
-               Levers(encoder_features=32, context_slices=0, test_time_flip=False, augment=False, schedule="constant", fused_mse=0.0,
+               Levers(encoder_features=32, context_slices=0, test_time_flip=False, augment=False, schedule="constant", warmup_epochs=0, fused_mse=0.0,
                       val_fraction=0.2, input_dropout=0.0))
 DEFAULT = Preset("default", "the paper's model with the levers that helped in our ablation (README, 'Beyond the paper')",
-                 Levers(encoder_features=16, context_slices=0, test_time_flip=True, augment=True, schedule="cosine", fused_mse=1.0,
+                 Levers(encoder_features=16, context_slices=0, test_time_flip=True, augment=True, schedule="cosine", warmup_epochs=0, fused_mse=1.0,
                         val_fraction=0.0, input_dropout=0.0))
 PRESETS: dict[str, Preset] = {preset.name: preset for preset in (DEFAULT, PAPER)}
 

@@ -255,7 +255,10 @@ def _train(slices: SliceSet, model_config: ModelConfig, config: TrainConfig, run
             total_batches = min(total_batches, config.max_batches_per_epoch)
         bar = tqdm(batches, total=total_batches, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
                    disable=not progress)
-        for batch in bar:
+        for step, batch in enumerate(bar):
+            if epoch < config.warmup_epochs:
+                for group in optimiser.param_groups:
+                    group["lr"] = config.learning_rate_at(epoch, step / total_batches)
             values = train_step(net, optimiser, batch, config, device, speed.amp).as_floats()
             for name in TERMS:
                 sums[name] += values[name] * batch.samples
