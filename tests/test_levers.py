@@ -183,3 +183,18 @@ def test_warmup_ramps_the_rate_within_the_first_epochs() -> None:
     assert config.learning_rate_at(2, 0.0) == pytest.approx(1e-3 * 0.5 * (1 + np.cos(2 * np.pi / 10)))
     with pytest.raises(ValueError, match="warmup"):
         TrainConfig(warmup_epochs=-1)
+
+
+def test_the_default_preset_starts_from_the_shipped_simulator_model_where_it_fits() -> None:
+    from mrsynth.pretrained import shipped_models
+    from mrsynth.training.warm_start import load_warm_start, resolve_init
+
+    if "sim-flair" not in shipped_models():
+        pytest.skip("no pretrained:sim-flair in this installation")
+    assert DEFAULT.levers.init_from == "simulator" and PAPER.levers.init_from == "none"
+    fits = ModelConfig(inputs=("t2", "t1"), target="flair", encoder_features=16)
+    assert resolve_init("simulator", fits) == "pretrained:sim-flair"
+    assert load_warm_start("pretrained:sim-flair", fits).initialised == ("t2", "t1")
+    assert resolve_init("simulator", ModelConfig(inputs=("t1",), target="flair", encoder_features=8)) is None
+    assert resolve_init("simulator", ModelConfig(inputs=("t1",), target="t2", encoder_features=16)) is None
+    assert resolve_init("none", fits) is None and resolve_init("runs/x", fits) == "runs/x"

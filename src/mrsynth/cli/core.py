@@ -61,7 +61,7 @@ def train(
     batched_encoders: Optional[bool] = typer.Option(None, "--batched-encoders/--no-batched-encoders", help="Run all contrasts' encoders as one vmapped call when all are present (default: off)."),
     prefetch: Optional[bool] = typer.Option(None, "--prefetch/--no-prefetch", help="Gather batches in a background thread (default: on for CUDA)."),
     margin: int = typer.Option(4, help="Voxels of margin around the brain bounding box."),
-    init_from: Optional[str] = typer.Option(None, "--init-from", help="Start from this model's weights (checkpoint, run folder or pretrained:NAME), e.g. one pre-trained on `mrsynth simulate` subjects; encoders are matched by contrast."),
+    init_from: Optional[str] = typer.Option(None, "--init-from", help="Start from this model's weights (checkpoint, run folder or pretrained:NAME; encoders matched by contrast), 'simulator' (the shipped pretrained:sim-<target>, if one fits) or 'none' [default: the preset's: simulator for default, none for paper]."),
     layout: LayoutOpt = None,
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Preprocessed-slice cache (default: $MRSYNTH_CACHE or ~/.cache/mrsynth)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
@@ -81,10 +81,13 @@ def train(
                                    device=device, amp=amp, loss_weights=_loss_weights(loss_weights), progress=progress,
                                    ddp=ddp, compile=compile, channels_last=channels_last,
                                    batched_encoders=batched_encoders, prefetch=prefetch)
-        model_config, train_config = get_preset(preset).apply(model_config, train_config, _levers(
-            features, context_slices, augment, schedule, mse_weight, test_time_flip, val_fraction, input_dropout, warmup_epochs))
+        levers = _levers(
+            features, context_slices, augment, schedule, mse_weight, test_time_flip, val_fraction, input_dropout, warmup_epochs)
+        model_config, train_config = get_preset(preset).apply(model_config, train_config, levers)
     except ValueError as error:
         raise MrsynthError(str(error)) from None
+    if init_from is None:
+        init_from = get_preset(preset).resolve(levers).init_from
     preprocess = PreprocessConfig(size=_size(size), margin=margin)
     result = train_on_dataset(data, model_config, train_config, out, preprocess, layout=layout,
                               cache_dir=cache_dir or default_cache_dir(), resume=resume, init_from=init_from)

@@ -132,7 +132,7 @@ def experiment(
     target_layout: Optional[str] = typer.Option(None, "--target-layout", help="transfer: layout of --target-data."),
     finetune_epochs: Optional[int] = typer.Option(None, "--finetune-epochs", help="transfer: epochs of decoder fine-tuning [default: --epochs]."),
     misaligned: Optional[str] = typer.Option(None, "--misaligned", help="misalignment: the input to perturb [default: the first]."),
-    init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start every model from this checkpoint's weights (e.g. pre-trained on simulated subjects)."),
+    init_from: Optional[str] = typer.Option(None, "--init-from", help="Start every model from this model's weights, 'simulator' (the shipped pretrained:sim-<target>) or 'none' [default: the preset's]."),
     test_requires: Optional[str] = typer.Option(None, "--test-requires", help="Test folds only over subjects with all these contrasts, e.g. t1,t2 (the others always train) [subsets]."),
     per_subset: Optional[bool] = typer.Option(None, "--per-subset/--no-per-subset", help="subsets: also train (A), one model per input subset [default: yes]."),
     ensemble: Optional[int] = typer.Option(None, "--ensemble", help="Models per method, trained with seeds seed, seed+1, ... and averaged [default: 1]."),

@@ -31,7 +31,7 @@ class RunSettings:
     forest: ForestConfig = field(default_factory=ForestConfig)
     dedis: DedisConfig = field(default_factory=DedisConfig)
     resume: bool = False
-    init_from: Path | None = None
+    init_from: str | Path | None = None
     ensemble: int = 1
 
     @property
@@ -131,12 +131,13 @@ class ExperimentConfig:
                             patience=self.patience, seed=self.seed, device=device,
                             max_batches_per_epoch=self.max_batches_per_epoch, progress=self.progress)
         model, train = get_preset(self.preset).apply(model, train, self.overrides)
+        init = self.init_from if self.init_from is not None else get_preset(self.preset).resolve(self.overrides).init_from
         forest = ForestConfig(n_estimators=self.trees, samples_per_subject=self.forest_samples,
                               max_depth=self.forest_depth, seed=self.seed)
         dedis = DedisConfig(epochs=self.dedis_epochs, batch_size=self.batch_size, features=self.dedis_features,
                             device=device, seed=self.seed)
         return RunSettings(model=model, train=train, preprocess=PreprocessConfig(size=self.size, margin=self.margin),
-                           forest=forest, dedis=dedis, resume=self.resume, init_from=self.init_from,
+                           forest=forest, dedis=dedis, resume=self.resume, init_from=init,
                            ensemble=self.ensemble)
 
     @property

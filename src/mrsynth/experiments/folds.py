@@ -24,7 +24,7 @@ from mrsynth.experiments.config import RunSettings
 from mrsynth.experiments.methods import MODEL, Method, baseline_predictor, model_predictor
 from mrsynth.training import kfold_subjects, load_checkpoint, save_checkpoint, train_model
 from mrsynth.training.checkpoint import combine_checkpoints
-from mrsynth.training.warm_start import load_warm_start
+from mrsynth.training.warm_start import load_warm_start, resolve_init
 
 
 @dataclass
@@ -70,8 +70,8 @@ def _fit(method: Method, train: SliceSet, settings: RunSettings, run_dir: Path, 
             source, _ = load_checkpoint(method.initial)
             states = [source.state_dict, *source.members]
             initial_state, model_config = states[k % len(states)], source.model_config
-        elif settings.init_from is not None:
-            initial_state = load_warm_start(settings.init_from, model_config, train_config.seed).state_dict
+        elif (init := resolve_init(settings.init_from, model_config)) is not None:
+            initial_state = load_warm_start(init, model_config, train_config.seed).state_dict
         result = train_model(train, model_config, train_config, member_dir, preprocess=settings.preprocess.to_dict(),
                              training_data={"subjects": list(train.subjects)},
                              resume=settings.resume and (member_dir / "last.pt").exists(), overwrite=not settings.resume,

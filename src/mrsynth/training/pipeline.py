@@ -14,7 +14,7 @@ from mrsynth.io.layouts import discover_dataset
 from mrsynth.model import ModelConfig
 from mrsynth.training.config import TrainConfig
 from mrsynth.training.trainer import TrainResult, train_model
-from mrsynth.training.warm_start import load_warm_start
+from mrsynth.training.warm_start import load_warm_start, resolve_init
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ def train_on_dataset(data: str | Path, model_config: ModelConfig, train_config: 
     (:mod:`mrsynth.training.warm_start`), e.g. a model pre-trained on simulated subjects.
     """
     initial_state, description = None, {}
+    init_from = resolve_init(init_from, model_config)
     if init_from is not None:
         start = load_warm_start(init_from, model_config, train_config.seed)
         initial_state = start.state_dict

@@ -31,6 +31,7 @@ class Levers:
     fused_mse: float | None = None
     val_fraction: float | None = None
     input_dropout: float | None = None
+    init_from: str | None = None  # "simulator", "none", or a model (see warm_start.resolve_init)
 
     def over(self, base: "Levers") -> "Levers":
         """These levers where set, ``base``'s elsewhere."""
@@ -67,10 +68,10 @@ class Preset:
 
 PAPER = Preset("paper", "Joyce et al. 2017 as published: 2D, MAE cost, constant learning rate, early stopping, no augmentation",
                Levers(encoder_features=32, context_slices=0, test_time_flip=False, augment=False, schedule="constant", warmup_epochs=0, fused_mse=0.0,
-                      val_fraction=0.2, input_dropout=0.0))
+                      val_fraction=0.2, input_dropout=0.0, init_from="none"))
 DEFAULT = Preset("default", "the paper's model with the levers that helped in our ablation (README, 'Beyond the paper')",
                  Levers(encoder_features=16, context_slices=0, test_time_flip=True, augment=True, schedule="cosine", warmup_epochs=0, fused_mse=1.0,
-                        val_fraction=0.0, input_dropout=0.0))
+                        val_fraction=0.0, input_dropout=0.0, init_from="simulator"))
 PRESETS: dict[str, Preset] = {preset.name: preset for preset in (DEFAULT, PAPER)}
 
 

@@ -15,7 +15,7 @@ import torch
 
 from mrsynth.errors import CheckpointError
 from mrsynth.model import ModelConfig, MultiInputSynthesisNet
-from mrsynth.pretrained import resolve_model_path
+from mrsynth.pretrained import PREFIX, resolve_model_path, shipped_models
 from mrsynth.training.checkpoint import Checkpoint, load_checkpoint
 
 ARCHITECTURE = ("latent_channels", "encoder_features", "decoder_features", "context_slices")
@@ -64,3 +64,24 @@ def load_warm_start(model: str | Path, target: ModelConfig, seed: int = 0) -> Wa
     path = resolve_model_path(model)
     checkpoint, _ = load_checkpoint(path)
     return warm_start(checkpoint, target, seed, name=str(model))
+
+
+SIMULATOR = "simulator"
+
+
+def resolve_init(spec: str | Path | None, target: ModelConfig) -> str | None:
+    """What a training run starts from: ``None``/``"none"`` scratch; ``"simulator"`` the shipped
+    ``pretrained:sim-<target>`` model where one exists and fits the architecture (else scratch);
+    anything else is a checkpoint, run folder or ``pretrained:NAME`` taken as given."""
+    if spec is None or str(spec) == "none":
+        return None
+    if str(spec) != SIMULATOR:
+        return str(spec)
+    name = f"sim-{target.target}"
+    if name not in shipped_models():
+        return None
+    try:
+        warm_start(load_checkpoint(shipped_models()[name])[0], target, name=name)
+    except CheckpointError:
+        return None  # e.g. another encoder width: that run starts from scratch
+    return PREFIX + name
