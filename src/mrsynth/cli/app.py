@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -59,12 +62,33 @@ ValFractionOpt = Annotated[Optional[float], typer.Option("--val-fraction", help=
 InputDropoutOpt = Annotated[Optional[float], typer.Option("--input-dropout", help="Probability of hiding each input per training sample [default: the preset's; paper: 0].")]
 
 
-def _levers(features: Optional[int], context_slices: Optional[int], augment: Optional[bool], schedule: Optional[str], mse_weight: Optional[float],
-            test_time_flip: Optional[bool], val_fraction: Optional[float], input_dropout: Optional[float],
-            warmup_epochs: Optional[int] = None):
-    """The lever options given on the command line (None: keep the preset's)."""
+LEVER_OPTIONS = {"preset": (PresetOpt, "default"), "val_fraction": (ValFractionOpt, None),
+                 "input_dropout": (InputDropoutOpt, None), "augment": (AugmentOpt, None), "schedule": (ScheduleOpt, None),
+                 "warmup_epochs": (WarmupOpt, None), "mse_weight": (MseWeightOpt, None),
+                 "test_time_flip": (FlipOpt, None), "context_slices": (ContextOpt, None)}
+
+
+def with_levers(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a training command ``--preset`` and every lever option; it receives ``preset`` and ``levers``.
+
+    The options are declared once here instead of in each command; ``levers`` holds the ones
+    given (None: keep the preset's), ``encoder_features`` left for the command to fill.
+    """
     from mrsynth.training.presets import Levers
 
-    return Levers(encoder_features=features, context_slices=context_slices, test_time_flip=test_time_flip, augment=augment, schedule=schedule,
-                  fused_mse=mse_weight, val_fraction=val_fraction, input_dropout=input_dropout,
-                  warmup_epochs=warmup_epochs)
+    signature = inspect.signature(command, eval_str=True)
+    kept = [p for p in signature.parameters.values() if p.name not in ("preset", "levers")]
+    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+             for name, (annotation, default) in LEVER_OPTIONS.items()]
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        given = {name: kwargs.pop(name) for name in LEVER_OPTIONS}
+        levers = Levers(context_slices=given["context_slices"], test_time_flip=given["test_time_flip"],
+                        augment=given["augment"], schedule=given["schedule"], warmup_epochs=given["warmup_epochs"],
+                        fused_mse=given["mse_weight"], val_fraction=given["val_fraction"],
+                        input_dropout=given["input_dropout"])
+        return command(*args, preset=given["preset"], levers=levers, **kwargs)
+
+    run.__signature__ = signature.replace(parameters=kept + added)  # type: ignore[attr-defined]
+    return run

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from mrsynth.cli.app import (AugmentOpt, ContextOpt, DataOpt, DeviceOpt, FeaturesOpt, FlipOpt, InputDropoutOpt, LayoutOpt, MseWeightOpt, WarmupOpt,
-                             PresetOpt, ScheduleOpt, ValFractionOpt, _contrasts, _levers, _pairs, _size, app)
+from mrsynth.cli.app import DataOpt, DeviceOpt, FeaturesOpt, LayoutOpt, _contrasts, _pairs, _size, app, with_levers
 
 if TYPE_CHECKING:
     from mrsynth.model import LossWeights
@@ -27,6 +27,7 @@ def _loss_weights(text: str) -> "LossWeights":
 
 
 @app.command()
+@with_levers
 def train(
     data: DataOpt,
     inputs: Annotated[str, typer.Option("--inputs", help="Input contrasts in order, e.g. t1,t2,dwi; the first present one is the alignment reference.")],
@@ -40,15 +41,8 @@ def train(
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
     patience: int = typer.Option(8, help="Early stopping: epochs without validation improvement."),
     seed: int = typer.Option(0, help="Random seed (weights, split, batches)."),
-    preset: PresetOpt = "default",
-    val_fraction: ValFractionOpt = None,
-    input_dropout: InputDropoutOpt = None,
-    augment: AugmentOpt = None,
-    schedule: ScheduleOpt = None,
-    warmup_epochs: WarmupOpt = None,
-    mse_weight: MseWeightOpt = None,
-    test_time_flip: FlipOpt = None,
-    context_slices: ContextOpt = None,
+    preset: str = "default",
+    levers: object = None,  # filled by with_levers
     loss_weights: str = typer.Option("1,1,1", "--loss-weights", help="Weights of MAE(fused), latent variance, sum of individual MAEs."),
     fusion: str = typer.Option("max", help="Fusion of latents: max (the paper) or mean."),
     spatial_transformer: bool = typer.Option(True, "--spatial-transformer/--no-spatial-transformer", help="Align latents with the affine spatial transformer."),
@@ -81,8 +75,7 @@ def train(
                                    device=device, amp=amp, loss_weights=_loss_weights(loss_weights), progress=progress,
                                    ddp=ddp, compile=compile, channels_last=channels_last,
                                    batched_encoders=batched_encoders, prefetch=prefetch)
-        levers = _levers(
-            features, context_slices, augment, schedule, mse_weight, test_time_flip, val_fraction, input_dropout, warmup_epochs)
+        levers = replace(levers, encoder_features=features)
         model_config, train_config = get_preset(preset).apply(model_config, train_config, levers)
     except ValueError as error:
         raise MrsynthError(str(error)) from None

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from mrsynth.cli.app import (AugmentOpt, ContextOpt, DataOpt, DeviceOpt, FeaturesOpt, FlipOpt, InputDropoutOpt, LayoutOpt, MseWeightOpt, WarmupOpt,
-                             PresetOpt, ScheduleOpt, ValFractionOpt, _contrasts, _levers, _size, app)
+from mrsynth.cli.app import DataOpt, DeviceOpt, FeaturesOpt, LayoutOpt, _contrasts, _size, app, with_levers
 
 if TYPE_CHECKING:
     from mrsynth.experiments import ExperimentResult
@@ -42,6 +42,7 @@ def evaluate(
 
 
 @app.command()
+@with_levers
 def crossval(
     data: DataOpt,
     inputs: Annotated[str, typer.Option("--inputs", help="Input contrasts in order, e.g. t1,t2,dwi.")],
@@ -55,15 +56,8 @@ def crossval(
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
     patience: int = typer.Option(8, help="Early stopping: epochs without validation improvement."),
     seed: int = typer.Option(0, help="Random seed (folds, weights, batches)."),
-    preset: PresetOpt = "default",
-    val_fraction: ValFractionOpt = None,
-    input_dropout: InputDropoutOpt = None,
-    augment: AugmentOpt = None,
-    schedule: ScheduleOpt = None,
-    warmup_epochs: WarmupOpt = None,
-    mse_weight: MseWeightOpt = None,
-    test_time_flip: FlipOpt = None,
-    context_slices: ContextOpt = None,
+    preset: str = "default",
+    levers: object = None,  # filled by with_levers
     fusion: str = typer.Option("max", help="Fusion of latents: max (the paper) or mean."),
     spatial_transformer: bool = typer.Option(True, "--spatial-transformer/--no-spatial-transformer"),
     latent_channels: int = typer.Option(16, "--latent-channels", help="Latent channels L."),
@@ -89,8 +83,7 @@ def crossval(
                             use_spatial_transformer=spatial_transformer, fusion=fusion)
         train = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, patience=patience, seed=seed,
                             device=device, amp=amp, progress=progress)
-        model, train = get_preset(preset).apply(model, train, _levers(
-            features, context_slices, augment, schedule, mse_weight, test_time_flip, val_fraction, input_dropout, warmup_epochs))
+        model, train = get_preset(preset).apply(model, train, replace(levers, encoder_features=features))
     except ValueError as error:
         raise MrsynthError(str(error)) from None
     settings = RunSettings(model=model, train=train, preprocess=PreprocessConfig(size=_size(size), margin=margin),
@@ -101,6 +94,7 @@ def crossval(
 
 
 @app.command()
+@with_levers
 def experiment(
     name: Annotated[str, typer.Argument(help="single-input (Table 1), subsets (Table 2), misalignment (5.3) or transfer (5.4).")],
     data: DataOpt,
@@ -117,15 +111,8 @@ def experiment(
     trees: Optional[int] = typer.Option(None, help="Trees of the forest baseline [default: 30]."),
     samples: Optional[int] = typer.Option(None, "--samples", help="Forest training voxels per subject [default: 10000]."),
     baselines: Optional[str] = typer.Option(None, "--baselines", help="Comparison methods, e.g. rf,dedis,linear, or none [default: all]."),
-    preset: PresetOpt = "default",
-    val_fraction: ValFractionOpt = None,
-    input_dropout: InputDropoutOpt = None,
-    augment: AugmentOpt = None,
-    schedule: ScheduleOpt = None,
-    warmup_epochs: WarmupOpt = None,
-    mse_weight: MseWeightOpt = None,
-    test_time_flip: FlipOpt = None,
-    context_slices: ContextOpt = None,
+    preset: str = "default",
+    levers: object = None,  # filled by with_levers
     seed: Optional[int] = typer.Option(None, help="Random seed (folds, weights, misalignment) [default: 0]."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, ... [default: auto]."),
     target_data: Optional[Path] = typer.Option(None, "--target-data", help="transfer: the new dataset to fine-tune on and test."),
@@ -149,8 +136,7 @@ def experiment(
     if name not in EXPERIMENTS:
         raise MrsynthError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
     try:
-        config = ExperimentConfig(data=data, out=out, preset=preset, levers=_levers(
-            None, context_slices, augment, schedule, mse_weight, test_time_flip, val_fraction, input_dropout, warmup_epochs))
+        config = ExperimentConfig(data=data, out=out, preset=preset, levers=levers)
         if quick:
             config = config.quick()
         config = config.with_overrides(
