@@ -242,3 +242,26 @@ def test_subsets_with_a_test_pool_and_without_per_subset_models(toy) -> None:
     assert not any(m.startswith("(A)") for m in methods) and any(m.startswith("(B)") for m in methods)
     with pytest.raises(Exception, match="not an input"):
         run_experiment("subsets", replace(config, out=root / "pool2", test_requires=("pd",)))
+
+
+def test_a_run_of_some_folds_tests_the_same_subjects_as_the_full_split_and_records_percentile_inputs(toy, capsys) -> None:
+    root, manifest = toy
+    common = ["--quick", "--inputs", "t1,t2", "--folds", "3", "--size", "16x16", "--epochs", "1", "--baselines", "linear",
+              "--no-per-subset", "--no-figures", *_cli_common(root)]
+    assert main(["experiment", "subsets", "--data", str(manifest), "--out", str(root / "all3"), *common]) == 0
+    assert main(["experiment", "subsets", "--data", str(manifest), "--out", str(root / "only2"), "--fold", "2",
+                 "--input-normalisation", "percentile", *common]) == 0
+    full = json.loads((root / "all3" / "runs" / "folds.json").read_text())
+    part = json.loads((root / "only2" / "runs" / "folds.json").read_text())
+    assert [f["index"] for f in part] == [1] and part[0]["test_subjects"] == full[1]["test_subjects"]
+    assert part[0]["of"] == 3 and not (root / "only2" / "runs" / "fold1").exists()
+    tested = {row["subject"] for row in _csv_rows(root / "only2" / "subsets.csv")}
+    assert tested == set(full[1]["test_subjects"])
+    assert "folds 2 only of a 3-fold split" in (root / "only2" / "report.md").read_text()
+    assert json.loads((root / "only2" / "settings.json").read_text())["levers"]["input_normalisation"] == "percentile"
+    checkpoint, _ = load_checkpoint(root / "only2" / "runs" / "fold2" / "model-t1+t2" / "model.pt")
+    assert checkpoint.preprocess["input_normalisation"] == "percentile"
+    capsys.readouterr()
+    assert main(["experiment", "subsets", "--data", str(manifest), "--out", str(root / "only9"), "--fold", "9",
+                 *common]) == 2
+    assert "fold 9 does not exist: the split has folds 1 to 3" in capsys.readouterr().err

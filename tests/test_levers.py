@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from mrsynth.data.preprocessing import PreprocessConfig
 from mrsynth.inference import Synthesizer
 from mrsynth.model import LossWeights, ModelConfig
 from mrsynth.training import TrainConfig, load_checkpoint, train_model
@@ -96,6 +97,9 @@ def test_presets_fill_what_the_user_did_not_give() -> None:
     assert paper_train.loss_weights == LossWeights() and paper_train.val_fraction == 0.2
     user_model, user_train = PAPER.apply(model, train, Levers(augment=True, context_slices=1))
     assert user_train.augment.enabled and user_model.context_slices == 1 and user_train.schedule == "constant"
+    assert PAPER.preprocess(PreprocessConfig()) == PreprocessConfig()
+    chosen = PAPER.preprocess(PreprocessConfig(), Levers(input_normalisation="percentile"))
+    assert chosen.inputs_normalisation == "percentile" and chosen.normalisation == "mean"
     assert get_preset("default") is DEFAULT
     with pytest.raises(ValueError, match="paper"):
         get_preset("fancy")

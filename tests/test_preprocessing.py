@@ -86,6 +86,21 @@ def test_prepare_subject_crops_keeps_brain_slices_and_normalises() -> None:
     assert SliceGeometry.from_dict(geometry.to_dict()) == geometry
 
 
+def test_percentile_scaling_of_the_inputs_leaves_the_target_in_mean_units() -> None:
+    t1, flair = smooth_brain(seed=0), smooth_brain(seed=1)
+    t1[20, 24, 12] = 1e7  # one hot voxel: it moves the mean, not the 99th percentile
+    config = PreprocessConfig(size=(32, 32), margin=2, input_normalisation="percentile")
+    prepared = prepare_subject({"t1": t1, "flair": flair}, config, crop_from=("t1",), target="flair")
+    assert prepared.scales["t1"] == pytest.approx(np.percentile(t1[t1 > 0], 99), rel=1e-6)
+    assert prepared.scales["flair"] == pytest.approx(flair[flair > 0].mean(), rel=1e-5)
+    assert prepared.scales["t1"] < 300 < t1[t1 > 0].mean()  # the outlier does not set the input's scale
+    assert PreprocessConfig.from_dict(config.to_dict()) == config
+    assert "input_normalisation" not in PreprocessConfig().to_dict()  # paper settings keep their old cache key
+    assert config.describe_normalisation() == "inputs / their 99th brain percentile, target / its brain mean"
+    with pytest.raises(ValueError, match="percentile"):
+        PreprocessConfig(input_normalisation="percentile", percentile=0)
+
+
 def test_prepare_then_restore_is_close_inside_the_brain() -> None:
     volume = smooth_brain(shape=(44, 52, 20))
     prepared = prepare_subject({"t1": volume}, PreprocessConfig(size=(48, 48), margin=4))

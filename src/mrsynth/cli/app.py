@@ -61,11 +61,14 @@ FlipOpt = Annotated[Optional[bool], typer.Option("--test-time-flip/--no-test-tim
 ValFractionOpt = Annotated[Optional[float], typer.Option("--val-fraction", help="Fraction of (each fold's) training SUBJECTS held out for early stopping; 0 trains on all [default: the preset's].")]
 InputDropoutOpt = Annotated[Optional[float], typer.Option("--input-dropout", help="Probability of hiding each input per training sample [default: the preset's; paper: 0].")]
 
+InputNormOpt = Annotated[Optional[str], typer.Option("--input-normalisation", help="Scale each input volume by its brain mean (mean, the paper's) or its 99th brain percentile (percentile); the target keeps the mean [default: the preset's].")]
+
 
 LEVER_OPTIONS = {"preset": (PresetOpt, "default"), "val_fraction": (ValFractionOpt, None),
                  "input_dropout": (InputDropoutOpt, None), "augment": (AugmentOpt, None), "schedule": (ScheduleOpt, None),
                  "warmup_epochs": (WarmupOpt, None), "mse_weight": (MseWeightOpt, None),
-                 "test_time_flip": (FlipOpt, None), "context_slices": (ContextOpt, None)}
+                 "test_time_flip": (FlipOpt, None), "context_slices": (ContextOpt, None),
+                 "input_normalisation": (InputNormOpt, None)}
 
 
 def with_levers(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -87,7 +90,7 @@ def with_levers(command: Callable[..., Any]) -> Callable[..., Any]:
         levers = Levers(context_slices=given["context_slices"], test_time_flip=given["test_time_flip"],
                         augment=given["augment"], schedule=given["schedule"], warmup_epochs=given["warmup_epochs"],
                         fused_mse=given["mse_weight"], val_fraction=given["val_fraction"],
-                        input_dropout=given["input_dropout"])
+                        input_dropout=given["input_dropout"], input_normalisation=given["input_normalisation"])
         return command(*args, preset=given["preset"], levers=levers, **kwargs)
 
     run.__signature__ = signature.replace(parameters=kept + added)  # type: ignore[attr-defined]

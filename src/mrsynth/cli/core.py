@@ -81,7 +81,10 @@ def train(
         raise MrsynthError(str(error)) from None
     if init_from is None:
         init_from = get_preset(preset).resolve(levers).init_from
-    preprocess = PreprocessConfig(size=_size(size), margin=margin)
+    try:
+        preprocess = get_preset(preset).preprocess(PreprocessConfig(size=_size(size), margin=margin), levers)
+    except ValueError as error:
+        raise MrsynthError(str(error)) from None
     result = train_on_dataset(data, model_config, train_config, out, preprocess, layout=layout,
                               cache_dir=cache_dir or default_cache_dir(), resume=resume, init_from=init_from)
     typer.echo(f"best epoch {result.best_epoch}: {result.best_value:.4f}; model written to {result.best_checkpoint}")

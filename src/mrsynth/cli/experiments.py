@@ -84,10 +84,10 @@ def crossval(
         train = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, patience=patience, seed=seed,
                             device=device, amp=amp, progress=progress)
         model, train = get_preset(preset).apply(model, train, replace(levers, encoder_features=features))
+        preprocess = get_preset(preset).preprocess(PreprocessConfig(size=_size(size), margin=margin), levers)
     except ValueError as error:
         raise MrsynthError(str(error)) from None
-    settings = RunSettings(model=model, train=train, preprocess=PreprocessConfig(size=_size(size), margin=margin),
-                           resume=resume)
+    settings = RunSettings(model=model, train=train, preprocess=preprocess, resume=resume)
     result = run_crossval(data, settings, out, folds=folds, seed=seed, layout=layout, cache_dir=cache_dir,
                           progress=progress, figures=figures)
     _report(result)
@@ -103,6 +103,7 @@ def experiment(
     inputs: Optional[str] = typer.Option(None, "--inputs", help="Input contrasts (default: the paper's for this experiment)."),
     target: Optional[str] = typer.Option(None, "--target", help="Target contrast (default: the paper's)."),
     folds: Optional[int] = typer.Option(None, help="Folds by subject [default: 5]."),
+    fold: Optional[list[int]] = typer.Option(None, "--fold", help="Run only this fold (from 1; repeatable) of the same split, e.g. to spread the folds over processes [default: all]."),
     epochs: Optional[int] = typer.Option(None, help="Epochs per model [default: 15]."),
     size: Optional[str] = typer.Option(None, help="Working slice size HEIGHTxWIDTH [default: 64x64]."),
     features: Optional[int] = typer.Option(None, "--features", help="Encoder width [default: the preset's, 16 default, 32 paper]."),
@@ -146,7 +147,8 @@ def experiment(
             baselines=_baselines(baselines),
             target_data=target_data, target_layout=target_layout, finetune_epochs=finetune_epochs,
             misaligned=_contrasts(misaligned)[0] if misaligned else None, init_from=init_from, ensemble=ensemble, layout=layout,
-            test_requires=_contrasts(test_requires) if test_requires else None, per_subset_models=per_subset, cache_dir=cache_dir,
+            test_requires=_contrasts(test_requires) if test_requires else None, per_subset_models=per_subset,
+            only_folds=tuple(fold) if fold else None, cache_dir=cache_dir,
             figures=figures, resume=resume, progress=progress)
     except ValueError as error:
         raise MrsynthError(str(error)) from None

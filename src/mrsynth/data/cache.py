@@ -91,7 +91,7 @@ def _subject_arrays(
 ) -> tuple[dict[str, np.ndarray], SubjectInfo]:
     present = tuple(c for c in inputs if c in files)
     loaded = load_subject(files, (target, *present), reference=target, subject=name)
-    prepared = prepare_subject(loaded.volumes, config, crop_from=present)
+    prepared = prepare_subject(loaded.volumes, config, crop_from=present, target=target)
     n = len(prepared.geometry.slices)
     stack = np.zeros((n, len(inputs), *config.size), dtype=np.float32)
     mask = np.zeros((n, len(inputs)), dtype=bool)

@@ -9,6 +9,11 @@ A subject's volumes (on one grid, RAS voxel order, axis 2 axial) become stacks o
 4. resize each slice to ``size`` (bilinear, antialiased);
 5. divide each volume by its mean over its own non-zero (brain) voxels.
 
+The inputs may be scaled differently from the target (``input_normalisation``): by a high
+percentile of their brain voxels instead of the mean, which a bright lesion or a vessel-rich
+contrast (T1c) moves less. The target always keeps ``normalisation``: the paper's error is
+measured in its units.
+
 Normalising over brain voxels rather than the whole volume (as the paper words it) makes the
 scale independent of the field of view / amount of background; background stays 0 and all
 values stay non-negative, as in the paper. :func:`restore_volume` inverts steps 2-5.
@@ -24,16 +29,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-NORMALISATIONS: tuple[str, ...] = ("mean", "none")
+NORMALISATIONS: tuple[str, ...] = ("mean", "none", "percentile")
 
 
 @dataclass(frozen=True)
 class PreprocessConfig:
-    """Settings of :func:`prepare_subject`; stored in checkpoints via :meth:`to_dict`."""
+    """Settings of :func:`prepare_subject`; stored in checkpoints via :meth:`to_dict`.
+
+    ``normalisation`` scales the target and, unless ``input_normalisation`` is given, the inputs;
+    ``percentile`` is the brain-voxel percentile that the "percentile" normalisation divides by.
+    """
 
     size: tuple[int, int] = (128, 128)
     margin: int = 4
     normalisation: str = "mean"
+    input_normalisation: str | None = None
+    percentile: float = 99.0
 
     def __post_init__(self) -> None:
         size = tuple(int(n) for n in self.size)
@@ -43,17 +54,39 @@ class PreprocessConfig:
         if int(self.margin) < 0:
             raise ValueError(f"margin must be >= 0, got {self.margin}")
         object.__setattr__(self, "margin", int(self.margin))
-        if self.normalisation not in NORMALISATIONS:
-            raise ValueError(f"normalisation must be one of {', '.join(NORMALISATIONS)}, got {self.normalisation!r}")
+        for value in (self.normalisation, self.input_normalisation):
+            if value is not None and value not in NORMALISATIONS:
+                raise ValueError(f"normalisation must be one of {', '.join(NORMALISATIONS)}, got {value!r}")
+        if not 0 < float(self.percentile) <= 100:
+            raise ValueError(f"percentile must be in (0, 100], got {self.percentile}")
+
+    @property
+    def inputs_normalisation(self) -> str:
+        """How the inputs are scaled: ``input_normalisation`` if given, else ``normalisation``."""
+        return self.input_normalisation or self.normalisation
+
+    def describe_normalisation(self) -> str:
+        """How the volumes are scaled, in words (for model cards and reports)."""
+        def words(how: str, whose: str) -> str:
+            return {"mean": f"{whose} brain mean", "none": "no scaling",
+                    "percentile": f"{whose} {self.percentile:g}th brain percentile"}[how]
+        if self.inputs_normalisation == self.normalisation:
+            return "each volume / " + words(self.normalisation, "its")
+        return f"inputs / {words(self.inputs_normalisation, 'their')}, target / {words(self.normalisation, 'its')}"
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form."""
-        return {"size": list(self.size), "margin": self.margin, "normalisation": self.normalisation}
+        """Plain-JSON form (the input settings only where they differ from the paper's, so older caches still match)."""
+        out: dict[str, Any] = {"size": list(self.size), "margin": self.margin, "normalisation": self.normalisation}
+        if self.input_normalisation is not None:
+            out["input_normalisation"] = self.input_normalisation
+        if "percentile" in (self.normalisation, self.input_normalisation):
+            out["percentile"] = float(self.percentile)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "PreprocessConfig":
         """Inverse of :meth:`to_dict`; rejects unknown keys."""
-        unknown = set(data) - {"size", "margin", "normalisation"}
+        unknown = set(data) - {"size", "margin", "normalisation", "input_normalisation", "percentile"}
         if unknown:
             raise ValueError(f"unknown preprocessing settings: {', '.join(sorted(unknown))}")
         defaults = cls()
@@ -61,6 +94,8 @@ class PreprocessConfig:
             size=tuple(data.get("size", defaults.size)),  # type: ignore[arg-type]
             margin=int(data.get("margin", defaults.margin)),
             normalisation=str(data.get("normalisation", defaults.normalisation)),
+            input_normalisation=data.get("input_normalisation"),
+            percentile=float(data.get("percentile", defaults.percentile)),
         )
 
 
@@ -118,13 +153,16 @@ def brain_mask(volumes: Mapping[str, np.ndarray]) -> np.ndarray:
     return mask
 
 
-def normalisation_scale(volume: np.ndarray, normalisation: str = "mean") -> float:
-    """The divisor for ``volume``: its mean over its non-zero voxels ("mean"), or 1 ("none")."""
+def normalisation_scale(volume: np.ndarray, normalisation: str = "mean", percentile: float = 99.0) -> float:
+    """The divisor for ``volume``: the mean ("mean") or the ``percentile``-th percentile ("percentile")
+    of its non-zero voxels, or 1 ("none")."""
     if normalisation == "none":
         return 1.0
     brain = volume[volume > 0]
     if brain.size == 0:
         raise ValueError("cannot normalise a volume with no voxel above zero")
+    if normalisation == "percentile":
+        return float(np.percentile(brain, percentile))
     return float(brain.mean(dtype=np.float64))
 
 
@@ -186,19 +224,21 @@ def extract_slices(volume: np.ndarray, geometry: SliceGeometry) -> np.ndarray:
 
 
 def prepare_subject(volumes: Mapping[str, np.ndarray], config: PreprocessConfig,
-                    crop_from: Sequence[str] | None = None) -> PreparedSubject:
+                    crop_from: Sequence[str] | None = None, target: str | None = None) -> PreparedSubject:
     """Preprocess a subject's co-registered working-grid volumes into normalised axial slices.
 
     The crop box and kept slices come from the brain of the contrasts in ``crop_from``
     (default: all). Training passes the inputs only, so that the target never decides the
-    crop: at synthesis time only the inputs exist.
+    crop: at synthesis time only the inputs exist. ``target`` (if among ``volumes``) is scaled
+    by ``config.normalisation``, every other volume by ``config.inputs_normalisation``.
     """
     cropping = volumes if crop_from is None else {c: volumes[c] for c in crop_from if c in volumes}
     geometry = compute_geometry(brain_mask(cropping), config)
     slices: dict[str, np.ndarray] = {}
     scales: dict[str, float] = {}
     for contrast, volume in volumes.items():
-        scales[contrast] = normalisation_scale(volume, config.normalisation)
+        how = config.normalisation if contrast == target else config.inputs_normalisation
+        scales[contrast] = normalisation_scale(volume, how, config.percentile)
         stack = extract_slices(volume, geometry)
         stack /= np.float32(scales[contrast])
         slices[contrast] = stack

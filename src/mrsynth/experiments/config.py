@@ -52,6 +52,8 @@ class ExperimentConfig:
     ``inputs``/``target`` left as None take each experiment's default (the paper's task).
     ``target_data`` is the new dataset of the transfer experiment; ``misaligned`` the input
     contrast that the misalignment experiment perturbs (default: the first input).
+    ``only_folds`` runs only these folds (from 1) of the cross-validation split, e.g. to spread
+    one experiment's folds over processes; the transfer experiment has no folds.
     """
 
     data: Path
@@ -90,6 +92,7 @@ class ExperimentConfig:
     ensemble: int = 1
     test_requires: tuple[str, ...] = ()
     per_subset_models: bool = True
+    only_folds: tuple[int, ...] = ()
     max_angle: float = 8.0
     max_shift: float = 2.0
     figures: bool = True
@@ -101,6 +104,8 @@ class ExperimentConfig:
         object.__setattr__(self, "out", Path(self.out))
         if self.folds < 2:
             raise ValueError("cross-validation needs at least 2 folds")
+        if any(k < 1 for k in self.only_folds):
+            raise ValueError("folds are numbered from 1")
         if self.ensemble < 1:
             raise ValueError("ensemble must be at least 1 model")
         if self.trees < 1 or self.forest_samples < 1 or self.epochs < 1 or self.dedis_epochs < 1:
@@ -132,11 +137,12 @@ class ExperimentConfig:
                             max_batches_per_epoch=self.max_batches_per_epoch, progress=self.progress)
         model, train = get_preset(self.preset).apply(model, train, self.overrides)
         init = self.init_from if self.init_from is not None else get_preset(self.preset).resolve(self.overrides).init_from
+        preprocess = get_preset(self.preset).preprocess(PreprocessConfig(size=self.size, margin=self.margin), self.overrides)
         forest = ForestConfig(n_estimators=self.trees, samples_per_subject=self.forest_samples,
                               max_depth=self.forest_depth, seed=self.seed)
         dedis = DedisConfig(epochs=self.dedis_epochs, batch_size=self.batch_size, features=self.dedis_features,
                             device=device, seed=self.seed)
-        return RunSettings(model=model, train=train, preprocess=PreprocessConfig(size=self.size, margin=self.margin),
+        return RunSettings(model=model, train=train, preprocess=preprocess,
                            forest=forest, dedis=dedis, resume=self.resume, init_from=init,
                            ensemble=self.ensemble)
 

@@ -38,6 +38,7 @@ class FoldRecord:
     val_subjects: dict[str, list[str]] = field(default_factory=dict)  # model method slug -> validation subjects
     seconds: dict[str, float] = field(default_factory=dict)  # method label -> train + test time (summed)
     skipped: list[str] = field(default_factory=list)
+    of: int = 0  # how many folds the split has (0: unknown); a run of some folds only holds fewer records
 
 
 @dataclass
@@ -116,29 +117,51 @@ def run_fold(train: SliceSet, test: SliceSet, methods: Sequence[Method], setting
 
 def cross_validate(slices: SliceSet, methods: Sequence[Method], settings: RunSettings, out_dir: str | Path,
                    folds: int = 5, seed: int = 0, progress: bool = True, table: MetricTable | None = None,
-                   test_pool: Sequence[str] | None = None) -> CrossValResult:
+                   test_pool: Sequence[str] | None = None, only: Sequence[int] | None = None) -> CrossValResult:
     """k-fold cross-validation by subject (``folds >= subjects``: leave-one-out) of every method.
 
     With ``test_pool`` the folds split only those subjects; every other subject is always
     training data (e.g. incomplete cases that help training but cannot be tested on every subset).
-    Writes each fold's models under ``out_dir/fold<k>/<method>/`` and ``out_dir/folds.json``.
+    ``only`` runs just these folds (numbered from 1) of the same split, so that the folds of one
+    experiment can run in separate processes or machines. Writes each fold's models under
+    ``out_dir/fold<k>/<method>/`` and ``out_dir/folds.json``.
     """
     out_dir = Path(out_dir)
     table = MetricTable() if table is None else table
     records = []
     pool = list(slices.subjects) if test_pool is None else [s for s in slices.subjects if s in set(test_pool)]
     splits = [([s for s in slices.subjects if s not in test], test) for _, test in kfold_subjects(pool, folds, seed)]
+    chosen = select_folds(only, len(splits))
     for k, (train_names, test_names) in enumerate(splits):
+        if k + 1 not in chosen:
+            continue
         _say(progress, f"fold {k + 1}/{len(splits)}: test subjects {', '.join(test_names)}")
-        records.append(run_fold(slices.select_subjects(train_names), slices.select_subjects(test_names), methods,
-                                settings, out_dir / f"fold{k + 1}", table, index=k, progress=progress))
+        record = run_fold(slices.select_subjects(train_names), slices.select_subjects(test_names), methods,
+                          settings, out_dir / f"fold{k + 1}", table, index=k, progress=progress)
+        records.append(replace(record, of=len(splits)))
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "folds.json").write_text(json.dumps([asdict(r) for r in records], indent=1))
     return CrossValResult(table, records)
 
 
+def select_folds(only: Sequence[int] | None, count: int) -> set[int]:
+    """The fold numbers (from 1) to run out of ``count``; every fold when ``only`` is empty."""
+    if not only:
+        return set(range(1, count + 1))
+    wrong = sorted(k for k in only if not 1 <= k <= count)
+    if wrong:
+        raise MrsynthError(f"fold {', '.join(map(str, wrong))} does not exist: the split has folds 1 to {count}")
+    return set(only)
+
+
 def describe_folds(folds: list[FoldRecord]) -> str:
-    """How the subjects were split, as a caption says it ("leave-one-subject-out (4 folds)")."""
+    """How the subjects were split, as a caption says it ("leave-one-subject-out (4 folds)").
+
+    A run of some folds only says which ("folds 1, 2 only of a 4-fold split by subject").
+    """
+    total = max([f.of for f in folds] + [len(folds)])
+    if len(folds) < total:
+        return f"folds {', '.join(str(f.index + 1) for f in folds)} only of a {total}-fold split by subject"
     if folds and all(len(f.test_subjects) == 1 for f in folds):
-        return f"leave-one-subject-out cross-validation ({len(folds)} folds)"
-    return f"{len(folds)}-fold cross-validation by subject"
+        return f"leave-one-subject-out cross-validation ({total} folds)"
+    return f"{total}-fold cross-validation by subject"

@@ -57,7 +57,8 @@ def run_misalignment(config: ExperimentConfig) -> ExperimentResult:
         prepared = load_for(config, inputs, target, data=data, layout=layout)
         notes += left_out_notes(prepared, condition)
         result = cross_validate(prepared.slices, misalignment_methods(inputs, others, config.baselines, condition == MISALIGNED),
-                                settings, config.out / condition, config.folds, config.seed, config.progress)
+                                settings, config.out / condition, config.folds, config.seed, config.progress,
+                                only=config.only_folds)
         with_column(result.table, condition, into=table)
         folds[condition] = result.folds
         notes += fold_notes(result.folds, condition)

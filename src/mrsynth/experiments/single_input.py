@@ -42,7 +42,7 @@ def run_single_input(config: ExperimentConfig) -> ExperimentResult:
         settings = config.run_settings(target, inputs)
         task_dir = Path(config.out) / f"{subset_label(inputs)}_to_{target}"
         result = cross_validate(prepared.slices, single_input_methods(inputs, config.baselines), settings, task_dir,
-                                config.folds, config.seed, config.progress, test_pool=test_pool(config, prepared))
+                                config.folds, config.seed, config.progress, test_pool=test_pool(config, prepared), only=config.only_folds)
         with_column(result.table, label, into=table)
         folds[label] = result.folds
         notes += fold_notes(result.folds, label)

@@ -37,7 +37,7 @@ def run_subsets(config: ExperimentConfig) -> ExperimentResult:
     settings = config.run_settings(target, inputs)
     result = cross_validate(prepared.slices, subset_methods(inputs, config.baselines, config.per_subset_models), settings,
                             config.out / "runs", config.folds, config.seed, config.progress,
-                            test_pool=test_pool(config, prepared))
+                            test_pool=test_pool(config, prepared), only=config.only_folds)
     notes = left_out_notes(prepared, "subsets") + fold_notes(result.folds, "subsets")
     figures = []
     first = result.folds[0]

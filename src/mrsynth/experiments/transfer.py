@@ -43,6 +43,8 @@ def run_transfer(config: ExperimentConfig) -> ExperimentResult:
     """Train on ``config.data``; test on ``config.target_data`` as is, then after decoder-only fine-tuning."""
     if config.target_data is None:
         raise MrsynthError("the transfer experiment needs the new dataset: pass --target-data")
+    if config.only_folds:
+        raise MrsynthError("the transfer experiment has no cross-validation folds; leave out --fold")
     inputs = config.inputs or DEFAULT_INPUTS
     target = config.target or DEFAULT_TARGET
     settings = config.run_settings(target, inputs)

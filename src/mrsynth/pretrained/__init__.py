@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+from mrsynth.data.preprocessing import PreprocessConfig
 from mrsynth.errors import CheckpointError
 
 PREFIX = "pretrained:"
@@ -55,7 +56,8 @@ def describe_shipped_models() -> str:
         lines.append(f"{PREFIX}{name}  ({path.stat().st_size / 1e6:.1f} MB)")
         lines.append(f"  inputs: {', '.join(config.inputs)} (any non-empty subset)  ->  target: {config.target}")
         size = checkpoint.preprocess.get("size")
-        lines.append(f"  working size: {size[0]}x{size[1]}; normalisation: each volume / its brain mean" if size else "")
+        lines.append(f"  working size: {size[0]}x{size[1]}; normalisation: {PreprocessConfig.from_dict(checkpoint.preprocess).describe_normalisation()}"
+                     if size else "")
         for key in ("training_data", "licences", "input_requirements", "command"):
             if key in card:
                 lines.append(f"  {key.replace('_', ' ')}: {card[key]}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from mrsynth.data.preprocessing import PreprocessConfig
 from mrsynth.model.config import ModelConfig
 from mrsynth.training.augmentation import AugmentConfig
 from mrsynth.training.config import Schedule, TrainConfig
@@ -32,6 +33,7 @@ class Levers:
     val_fraction: float | None = None
     input_dropout: float | None = None
     init_from: str | None = None  # "simulator", "none", or a model (see warm_start.resolve_init)
+    input_normalisation: str | None = None  # "mean" (the paper's) or "percentile" (see data.preprocessing)
 
     def over(self, base: "Levers") -> "Levers":
         """These levers where set, ``base``'s elsewhere."""
@@ -65,13 +67,18 @@ class Preset:
                         loss_weights=replace(train.loss_weights, fused_mse=levers.fused_mse))
         return model, train
 
+    def preprocess(self, config: PreprocessConfig, overrides: Levers | None = None) -> PreprocessConfig:
+        """``config`` with this preset's (or the overriding) scaling of the inputs."""
+        chosen = self.resolve(overrides).input_normalisation
+        return replace(config, input_normalisation=None if chosen in (None, config.normalisation) else chosen)
+
 
 PAPER = Preset("paper", "Joyce et al. 2017 as published: 2D, MAE cost, constant learning rate, early stopping, no augmentation",
                Levers(encoder_features=32, context_slices=0, test_time_flip=False, augment=False, schedule="constant", warmup_epochs=0, fused_mse=0.0,
-                      val_fraction=0.2, input_dropout=0.0, init_from="none"))
+                      val_fraction=0.2, input_dropout=0.0, init_from="none", input_normalisation="mean"))
 DEFAULT = Preset("default", "the paper's model with the levers that helped in our ablation (README, 'Beyond the paper')",
                  Levers(encoder_features=16, context_slices=0, test_time_flip=True, augment=True, schedule="cosine", warmup_epochs=0, fused_mse=1.0,
-                        val_fraction=0.0, input_dropout=0.0, init_from="simulator"))
+                        val_fraction=0.0, input_dropout=0.0, init_from="simulator", input_normalisation="mean"))
 PRESETS: dict[str, Preset] = {preset.name: preset for preset in (DEFAULT, PAPER)}
 
 
