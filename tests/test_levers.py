@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -169,14 +170,17 @@ def test_ensemble_checkpoint_averages_its_members(tmp_path) -> None:
         combine_checkpoints([a, other], ["a", "odd"])
 
 
-def test_resuming_a_finished_run_with_another_flip_rewrites_the_best_model(tmp_path) -> None:
+def test_resuming_a_finished_run_with_another_flip_rewrites_the_best_model(tmp_path, caplog) -> None:
     slices = toy_slices()
     config = TrainConfig(epochs=1, batch_size=8, device="cpu", progress=False)
     with_flip = ModelConfig(inputs=slices.contrasts, target="flair", test_time_flip=True, **TINY)
     train_model(slices, with_flip, config, tmp_path / "run")
-    from dataclasses import replace as _replace
-    train_model(slices, _replace(with_flip, test_time_flip=False), config, tmp_path / "run", resume=True)
+    train_model(slices, replace(with_flip, test_time_flip=False), config, tmp_path / "run", resume=True)
     assert load_checkpoint(tmp_path / "run" / "model.pt")[0].model_config.test_time_flip is False
+    assert "other training settings" not in caplog.text
+    train_model(slices, with_flip, replace(config, learning_rate=5e-4, epochs=2), tmp_path / "run", resume=True)
+    assert "other training settings than it was started with: learning_rate 0.001 -> 0.0005" in caplog.text
+    assert "epochs" not in caplog.text.split("started with:")[1]  # a longer run is not a different recipe
 
 
 def test_warmup_ramps_the_rate_within_the_first_epochs() -> None:
@@ -189,7 +193,7 @@ def test_warmup_ramps_the_rate_within_the_first_epochs() -> None:
         TrainConfig(warmup_epochs=-1)
 
 
-def test_the_default_preset_starts_from_the_shipped_simulator_model_where_it_fits() -> None:
+def test_the_default_preset_starts_from_the_shipped_simulator_model_where_it_fits(caplog) -> None:
     from mrsynth.pretrained import shipped_models
     from mrsynth.training.warm_start import load_warm_start, resolve_init
 
@@ -199,6 +203,8 @@ def test_the_default_preset_starts_from_the_shipped_simulator_model_where_it_fit
     fits = ModelConfig(inputs=("t2", "t1"), target="flair", encoder_features=16)
     assert resolve_init("simulator", fits) == "pretrained:sim-flair"
     assert load_warm_start("pretrained:sim-flair", fits).initialised == ("t2", "t1")
-    assert resolve_init("simulator", ModelConfig(inputs=("t1",), target="flair", encoder_features=8)) is None
+    with caplog.at_level("WARNING"):
+        assert resolve_init("simulator", ModelConfig(inputs=("t1",), target="flair", encoder_features=8)) is None
+    assert "pretrained:sim-flair does not fit this model" in caplog.text
     assert resolve_init("simulator", ModelConfig(inputs=("t1",), target="t2", encoder_features=16)) is None
     assert resolve_init("none", fits) is None and resolve_init("runs/x", fits) == "runs/x"

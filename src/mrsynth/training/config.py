@@ -23,6 +23,10 @@ class SpeedSettings:
     amp: bool
 
 
+RECIPE_FIELDS = ("batch_size", "learning_rate", "weight_decay", "val_fraction", "seed", "input_dropout", "loss_weights",
+                 "schedule", "warmup_epochs", "augment")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How to train: optimiser, schedule, early stopping, device and reproducibility.
@@ -104,6 +108,14 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def recipe_changes(self, other: "TrainConfig") -> list[str]:
+        """The settings that shape the optimisation (not length, device or speed) that differ in ``other``.
+
+        E.g. ``["learning_rate 0.001 -> 0.0005"]``; used to warn when a run is resumed with other settings.
+        """
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [f"{name} {mine[name]} -> {theirs[name]}" for name in RECIPE_FIELDS if mine[name] != theirs[name]]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":

@@ -206,6 +206,10 @@ def _train(slices: SliceSet, model_config: ModelConfig, config: TrainConfig, run
         # test-time flip only changes synthesis, so a finished run can be resumed to be used with or without it
         if replace(saved.model_config, test_time_flip=model_config.test_time_flip) != model_config:
             raise MrsynthError(f"{last_path}: the run being resumed has a different model configuration")
+        changed = saved.train_config.recipe_changes(config) if saved.train_config is not None else []
+        if changed:
+            log.warning("resuming %s with other training settings than it was started with: %s", last_path,
+                        "; ".join(changed))
         model.load_state_dict(saved.state_dict)
         optimiser.load_state_dict(state["optimiser"])
         if main and saved.model_config != model_config and best_path.exists():  # only test_time_flip can differ here

@@ -8,6 +8,7 @@ fresh initialisation.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from mrsynth.errors import CheckpointError
 from mrsynth.model import ModelConfig, MultiInputSynthesisNet
 from mrsynth.pretrained import PREFIX, resolve_model_path, shipped_models
 from mrsynth.training.checkpoint import Checkpoint, load_checkpoint
+
+log = logging.getLogger(__name__)
 
 ARCHITECTURE = ("latent_channels", "encoder_features", "decoder_features", "context_slices")
 
@@ -82,6 +85,7 @@ def resolve_init(spec: str | Path | None, target: ModelConfig) -> str | None:
         return None
     try:
         warm_start(load_checkpoint(shipped_models()[name])[0], target, name=name)
-    except CheckpointError:
-        return None  # e.g. another encoder width: that run starts from scratch
+    except CheckpointError as error:  # e.g. another encoder width: that run starts from scratch
+        log.warning("%s%s does not fit this model (%s): training from scratch", PREFIX, name, error)
+        return None
     return PREFIX + name
