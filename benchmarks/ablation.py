@@ -3,7 +3,8 @@
     python benchmarks/ablation.py --reference rf=RUN_DIR:rf LABEL=RUN_DIR[:METHOD] ... [--subset "t1 -> flair"]
 
 Each RUN_DIR is the ``--out`` folder of one ``mrsynth experiment`` run; its per-subject CSV
-(``single_input.csv`` or ``subsets.csv``) gives one MSE per subject and input subset. For every
+(``single_input.csv`` or ``subsets.csv``) gives one MSE per subject and input subset; a quoted glob
+(``'/tmp/rf_fold*:(C) rf'``) merges runs of separate folds (``--fold K``). For every
 row the script prints the mean +- s.d. over subjects, the ratio of its mean to the reference's
 mean (the issue's target is <= 0.75 against the forest), the mean of the per-subject ratios and
 how many subjects it beats the reference on. All runs must share the folds (same --seed and
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import glob
 import sys
 from pathlib import Path
 
@@ -23,8 +25,24 @@ TABLES = ("single_input.csv", "subsets.csv", "misalignment.csv")
 
 
 def read_mse(spec: str, subset: str | None) -> tuple[dict[tuple[str, str], float], str]:
-    """``RUN_DIR[:METHOD]`` -> {(subject, subset): mse} of that method (default: the first model method)."""
+    """``RUN_DIR[:METHOD]`` -> {(subject, subset): mse} of that method (default: the first model method).
+
+    RUN_DIR may be a glob (``/tmp/runs/rf_fold*``): runs of different folds of one split
+    (``mrsynth experiment ... --fold K``) are merged; a subject in two of them must agree.
+    """
     folder, _, method = spec.rpartition(":") if ":" in spec else (spec, "", "")
+    if glob.has_magic(folder):
+        folders = sorted(glob.glob(folder))
+        if not folders:
+            raise SystemExit(f"{folder}: no run folder matches")
+        merged: dict[tuple[str, str], float] = {}
+        for one in folders:
+            values, method = read_mse(f"{one}:{method}" if method else one, subset)
+            clash = [key for key, value in values.items() if key in merged and abs(merged[key] - value) > 1e-6]
+            if clash:
+                raise SystemExit(f"{one}: {clash[0]} differs from an earlier run of {folder}; are these folds of one split?")
+            merged.update(values)
+        return merged, method
     path = next((Path(folder) / name for name in TABLES if (Path(folder) / name).is_file()), None)
     if path is None:
         raise SystemExit(f"{folder}: no per-subject results ({', '.join(TABLES)}); is it an experiment's --out folder?")

@@ -1,0 +1,46 @@
+"""benchmarks/ablation.py: rows against a reference on the same subjects, runs of separate folds merged."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ablation.py"
+
+
+def _ablation():
+    spec = importlib.util.spec_from_file_location("ablation", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(folder: Path, rows: list[tuple[str, str, float]]) -> Path:
+    folder.mkdir(parents=True)
+    with (folder / "subsets.csv").open("w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["subject", "method", "subset", "mse"])
+        writer.writerows([subject, method, "t1", mse] for subject, method, mse in rows)
+    return folder
+
+
+def test_fold_runs_merge_and_ratios_are_per_common_subject(tmp_path, capsys) -> None:
+    _run(tmp_path / "rf_fold1", [("a", "(C) rf", 0.10), ("b", "(C) rf", 0.20)])
+    _run(tmp_path / "rf_fold2", [("c", "(C) rf", 0.30)])
+    _run(tmp_path / "model", [("a", "(B) proposed", 0.05), ("b", "(B) proposed", 0.10), ("c", "(B) proposed", 0.60)])
+    _run(tmp_path / "half", [("a", "(B) proposed", 0.05)])
+    ablation = _ablation()
+    assert ablation.main(["--reference", f"rf={tmp_path}/rf_fold*:(C) rf", f"B={tmp_path}/model",
+                          f"half={tmp_path}/half"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    reference = next(line for line in lines if line.startswith("| rf |"))
+    assert "0.2000" in reference  # mean of the three merged subjects
+    model = next(line for line in lines if line.startswith("| B "))
+    assert "| 1.25 |" in model and "2/3" in model  # 0.25 / 0.20; better on a and b
+    assert "2 of the reference's subjects missing" in next(line for line in lines if line.startswith("| half "))
+    _run(tmp_path / "rf_fold3", [("c", "(C) rf", 0.99)])
+    with pytest.raises(SystemExit, match="differs from an earlier run"):
+        ablation.main(["--reference", f"rf={tmp_path}/rf_fold*:(C) rf", f"B={tmp_path}/model"])
