@@ -16,12 +16,32 @@ from __future__ import annotations
 import argparse
 import csv
 import glob
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
 TABLES = ("single_input.csv", "subsets.csv", "misalignment.csv")
+
+
+FOLD_ONLY_SETTINGS = {"out", "only_folds", "resume", "progress", "figures"}  # what runs of one split may differ in
+
+
+def _check_same_settings(folders: list[str]) -> None:
+    """Runs merged as folds of one split must have been run with the same settings (``settings.json``)."""
+    first = None
+    for folder in folders:
+        path = Path(folder) / "settings.json"
+        if not path.is_file():
+            continue
+        settings = {k: v for k, v in json.loads(path.read_text()).items() if k not in FOLD_ONLY_SETTINGS}
+        if first is None:
+            first = (folder, settings)
+            continue
+        differing = sorted(k for k in settings.keys() | first[1].keys() if settings.get(k) != first[1].get(k))
+        if differing:
+            raise SystemExit(f"{folder} and {first[0]} differ in {', '.join(differing)}: not folds of one experiment")
 
 
 def read_mse(spec: str, subset: str | None) -> tuple[dict[tuple[str, str], float], str]:
@@ -35,6 +55,7 @@ def read_mse(spec: str, subset: str | None) -> tuple[dict[tuple[str, str], float
         folders = sorted(glob.glob(folder))
         if not folders:
             raise SystemExit(f"{folder}: no run folder matches")
+        _check_same_settings(folders)
         merged: dict[tuple[str, str], float] = {}
         for one in folders:
             values, method = read_mse(f"{one}:{method}" if method else one, subset)

@@ -41,6 +41,11 @@ def test_fold_runs_merge_and_ratios_are_per_common_subject(tmp_path, capsys) -> 
     model = next(line for line in lines if line.startswith("| B "))
     assert "| 1.25 |" in model and "2/3" in model  # 0.25 / 0.20; better on a and b
     assert "2 of the reference's subjects missing" in next(line for line in lines if line.startswith("| half "))
+    (tmp_path / "rf_fold1" / "settings.json").write_text('{"epochs": 15, "out": "rf_fold1", "only_folds": [1]}')
+    (tmp_path / "rf_fold2" / "settings.json").write_text('{"epochs": 30, "out": "rf_fold2", "only_folds": [2]}')
+    with pytest.raises(SystemExit, match="differ in epochs"):
+        ablation.main(["--reference", f"rf={tmp_path}/rf_fold*:(C) rf", f"B={tmp_path}/model"])
+    (tmp_path / "rf_fold2" / "settings.json").write_text('{"epochs": 15, "out": "rf_fold2", "only_folds": [2]}')
     _run(tmp_path / "rf_fold3", [("c", "(C) rf", 0.99)])
     with pytest.raises(SystemExit, match="differs from an earlier run"):
         ablation.main(["--reference", f"rf={tmp_path}/rf_fold*:(C) rf", f"B={tmp_path}/model"])

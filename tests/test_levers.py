@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from mrsynth.data.preprocessing import PreprocessConfig
+from mrsynth.errors import MrsynthError
 from mrsynth.inference import Synthesizer
 from mrsynth.model import LossWeights, ModelConfig
 from mrsynth.training import TrainConfig, load_checkpoint, train_model
@@ -174,13 +175,16 @@ def test_resuming_a_finished_run_with_another_flip_rewrites_the_best_model(tmp_p
     slices = toy_slices()
     config = TrainConfig(epochs=1, batch_size=8, device="cpu", progress=False)
     with_flip = ModelConfig(inputs=slices.contrasts, target="flair", test_time_flip=True, **TINY)
-    train_model(slices, with_flip, config, tmp_path / "run")
+    train_model(slices, with_flip, config, tmp_path / "run", preprocess=PreprocessConfig().to_dict())
     train_model(slices, replace(with_flip, test_time_flip=False), config, tmp_path / "run", resume=True)
     assert load_checkpoint(tmp_path / "run" / "model.pt")[0].model_config.test_time_flip is False
     assert "other training settings" not in caplog.text
     train_model(slices, with_flip, replace(config, learning_rate=5e-4, epochs=2), tmp_path / "run", resume=True)
     assert "other training settings than it was started with: learning_rate 0.001 -> 0.0005" in caplog.text
     assert "epochs" not in caplog.text.split("started with:")[1]  # a longer run is not a different recipe
+    with pytest.raises(MrsynthError, match="other preprocessing"):
+        train_model(slices, with_flip, config, tmp_path / "run", resume=True,
+                    preprocess=PreprocessConfig(input_normalisation="percentile").to_dict())
 
 
 def test_warmup_ramps_the_rate_within_the_first_epochs() -> None:
@@ -193,7 +197,7 @@ def test_warmup_ramps_the_rate_within_the_first_epochs() -> None:
         TrainConfig(warmup_epochs=-1)
 
 
-def test_the_default_preset_starts_from_the_shipped_simulator_model_where_it_fits(caplog) -> None:
+def test_the_default_preset_starts_from_the_shipped_simulator_model_where_it_fits() -> None:
     from mrsynth.pretrained import shipped_models
     from mrsynth.training.warm_start import load_warm_start, resolve_init
 
@@ -203,8 +207,10 @@ def test_the_default_preset_starts_from_the_shipped_simulator_model_where_it_fit
     fits = ModelConfig(inputs=("t2", "t1"), target="flair", encoder_features=16)
     assert resolve_init("simulator", fits) == "pretrained:sim-flair"
     assert load_warm_start("pretrained:sim-flair", fits).initialised == ("t2", "t1")
-    with caplog.at_level("WARNING"):
+    with pytest.warns(UserWarning, match="pretrained:sim-flair does not fit this model.*encoder_features: 16 there, 8 here"):
         assert resolve_init("simulator", ModelConfig(inputs=("t1",), target="flair", encoder_features=8)) is None
-    assert "pretrained:sim-flair does not fit this model" in caplog.text
+    percentile = PreprocessConfig(size=(48, 48), input_normalisation="percentile")
+    with pytest.warns(UserWarning, match="trained with each volume / its brain mean; this run uses inputs / their 99th"):
+        load_warm_start("pretrained:sim-flair", fits, preprocess=percentile)
     assert resolve_init("simulator", ModelConfig(inputs=("t1",), target="t2", encoder_features=16)) is None
     assert resolve_init("none", fits) is None and resolve_init("runs/x", fits) == "runs/x"

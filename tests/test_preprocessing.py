@@ -96,6 +96,7 @@ def test_percentile_scaling_of_the_inputs_leaves_the_target_in_mean_units() -> N
     assert prepared.scales["t1"] < 300 < t1[t1 > 0].mean()  # the outlier does not set the input's scale
     assert PreprocessConfig.from_dict(config.to_dict()) == config
     assert "input_normalisation" not in PreprocessConfig().to_dict()  # paper settings keep their old cache key
+    assert PreprocessConfig(input_normalisation="mean") == PreprocessConfig()  # one spelling per setting
     assert config.describe_normalisation() == "inputs / their 99th brain percentile, target / its brain mean"
     with pytest.raises(ValueError, match="percentile"):
         PreprocessConfig(input_normalisation="percentile", percentile=0)

@@ -87,7 +87,7 @@ def run_demo(config: DemoConfig = DemoConfig(), log=print) -> DemoResult:
         downsample=config.simulation_downsample), overwrite=config.force, progress=config.progress)
 
     log(f"[2/5] preprocessing to {config.size[0]}x{config.size[1]} slices (crop to brain, resize, divide by mean)")
-    preprocess = PreprocessConfig(size=config.size)
+    preprocess = get_preset(config.preset).preprocess(PreprocessConfig(size=config.size))
     prepared = load_task_data(manifest, INPUTS, TARGET, preprocess, cache_dir=out / "cache", progress=config.progress)
     names = list(prepared.slices.subjects)
     test_names = names[-config.test_subjects:]

@@ -59,6 +59,8 @@ class PreprocessConfig:
                 raise ValueError(f"normalisation must be one of {', '.join(NORMALISATIONS)}, got {value!r}")
         if not 0 < float(self.percentile) <= 100:
             raise ValueError(f"percentile must be in (0, 100], got {self.percentile}")
+        if self.input_normalisation == self.normalisation:  # one spelling per setting (cache keys, checkpoints)
+            object.__setattr__(self, "input_normalisation", None)
 
     @property
     def inputs_normalisation(self) -> str:

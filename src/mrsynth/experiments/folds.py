@@ -72,7 +72,7 @@ def _fit(method: Method, train: SliceSet, settings: RunSettings, run_dir: Path, 
             states = [source.state_dict, *source.members]
             initial_state, model_config = states[k % len(states)], source.model_config
         elif (init := resolve_init(settings.init_from, model_config)) is not None:
-            initial_state = load_warm_start(init, model_config, train_config.seed).state_dict
+            initial_state = load_warm_start(init, model_config, train_config.seed, settings.preprocess).state_dict
         result = train_model(train, model_config, train_config, member_dir, preprocess=settings.preprocess.to_dict(),
                              training_data={"subjects": list(train.subjects)},
                              resume=settings.resume and (member_dir / "last.pt").exists(), overwrite=not settings.resume,

@@ -116,7 +116,7 @@ def _table_markdown(item: ResultTable) -> list[str]:
 
 def _timing_markdown(folds: dict[str, list[FoldRecord]]) -> list[str]:
     """Total train + test seconds of each method, summed over folds, per part of the experiment."""
-    lines = ["## Run time", "", "| part | method | folds | seconds (train + test, all folds) |", "|---|---|---|---|"]
+    lines = ["## Run time", "", "| part | method | folds | seconds (train + test, folds run) |", "|---|---|---|---|"]
     for part, records in folds.items():
         totals: dict[str, list[float]] = {}
         for record in records:

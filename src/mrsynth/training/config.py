@@ -23,8 +23,8 @@ class SpeedSettings:
     amp: bool
 
 
-RECIPE_FIELDS = ("batch_size", "learning_rate", "weight_decay", "val_fraction", "seed", "input_dropout", "loss_weights",
-                 "schedule", "warmup_epochs", "augment")
+RECIPE_FIELDS = ("batch_size", "learning_rate", "weight_decay", "seed", "input_dropout", "loss_weights", "schedule",
+                 "warmup_epochs", "augment")  # not val_fraction: a resumed run keeps its saved split
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ def train_on_dataset(data: str | Path, model_config: ModelConfig, train_config: 
     initial_state, description = None, {}
     init_from = resolve_init(init_from, model_config)
     if init_from is not None:
-        start = load_warm_start(init_from, model_config, train_config.seed)
+        start = load_warm_start(init_from, model_config, train_config.seed, preprocess)
         initial_state = start.state_dict
         description = {"init_from": str(init_from), "init_contrasts": list(start.initialised)}
         if start.fresh:

@@ -19,6 +19,9 @@ from mrsynth.training.augmentation import AugmentConfig
 from mrsynth.training.config import Schedule, TrainConfig
 
 
+INPUT_NORMALISATIONS = ("mean", "percentile")
+
+
 @dataclass(frozen=True)
 class Levers:
     """The settings a preset fixes; ``None`` in an override means "keep the preset's"."""
@@ -70,7 +73,9 @@ class Preset:
     def preprocess(self, config: PreprocessConfig, overrides: Levers | None = None) -> PreprocessConfig:
         """``config`` with this preset's (or the overriding) scaling of the inputs."""
         chosen = self.resolve(overrides).input_normalisation
-        return replace(config, input_normalisation=None if chosen in (None, config.normalisation) else chosen)
+        if chosen not in (None, *INPUT_NORMALISATIONS):
+            raise ValueError(f"input normalisation must be one of {', '.join(INPUT_NORMALISATIONS)}, got {chosen!r}")
+        return replace(config, input_normalisation=chosen)
 
 
 PAPER = Preset("paper", "Joyce et al. 2017 as published: 2D, MAE cost, constant learning rate, early stopping, no augmentation",

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from mrsynth.data.preprocessing import PreprocessConfig
 from mrsynth.data.slices import SliceSet
 from mrsynth.errors import MrsynthError
 from mrsynth.model import LossTerms, ModelConfig, MultiInputSynthesisNet, synthesis_loss
@@ -206,8 +207,12 @@ def _train(slices: SliceSet, model_config: ModelConfig, config: TrainConfig, run
         # test-time flip only changes synthesis, so a finished run can be resumed to be used with or without it
         if replace(saved.model_config, test_time_flip=model_config.test_time_flip) != model_config:
             raise MrsynthError(f"{last_path}: the run being resumed has a different model configuration")
+        preprocess = preprocess or saved.preprocess  # resuming without saying keeps the saved preprocessing
+        if saved.preprocess and PreprocessConfig.from_dict(saved.preprocess) != PreprocessConfig.from_dict(preprocess):
+            raise MrsynthError(f"{last_path}: the run being resumed was trained on other preprocessing "
+                               f"({saved.preprocess}, now {preprocess}); start a new run instead")
         changed = saved.train_config.recipe_changes(config) if saved.train_config is not None else []
-        if changed:
+        if changed and main:
             log.warning("resuming %s with other training settings than it was started with: %s", last_path,
                         "; ".join(changed))
         model.load_state_dict(saved.state_dict)

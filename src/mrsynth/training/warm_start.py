@@ -8,18 +8,17 @@ fresh initialisation.
 
 from __future__ import annotations
 
-import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from mrsynth.data.preprocessing import PreprocessConfig
 from mrsynth.errors import CheckpointError
 from mrsynth.model import ModelConfig, MultiInputSynthesisNet
 from mrsynth.pretrained import PREFIX, resolve_model_path, shipped_models
 from mrsynth.training.checkpoint import Checkpoint, load_checkpoint
-
-log = logging.getLogger(__name__)
 
 ARCHITECTURE = ("latent_channels", "encoder_features", "decoder_features", "context_slices")
 
@@ -38,8 +37,9 @@ def warm_start(source: Checkpoint, target: ModelConfig, seed: int = 0, name: str
     """A full state dict for a ``target``-shaped network with every weight ``source`` has for it."""
     differing = [f for f in ARCHITECTURE if getattr(source.model_config, f) != getattr(target, f)]
     if differing:
-        raise CheckpointError(f"{name}: cannot start from it, its {', '.join(differing)} differ from the model's "
-                              f"({', '.join(f'{f}={getattr(source.model_config, f)}' for f in differing)})")
+        raise CheckpointError(f"{name}: cannot start from it, its {', '.join(differing)} differ from the model's ("
+                              + ", ".join(f"{f}: {getattr(source.model_config, f)} there, {getattr(target, f)} here"
+                                          for f in differing) + ")")
     if source.model_config.target != target.target:
         raise CheckpointError(f"{name}: it synthesises {source.model_config.target}, the model {target.target}")
     torch.manual_seed(seed)
@@ -62,10 +62,20 @@ def warm_start(source: Checkpoint, target: ModelConfig, seed: int = 0, name: str
     return WarmStart(state, name, tuple(initialised), fresh)
 
 
-def load_warm_start(model: str | Path, target: ModelConfig, seed: int = 0) -> WarmStart:
-    """:func:`warm_start` from a checkpoint file, run folder or ``pretrained:NAME``."""
+def load_warm_start(model: str | Path, target: ModelConfig, seed: int = 0,
+                    preprocess: PreprocessConfig | None = None) -> WarmStart:
+    """:func:`warm_start` from a checkpoint file, run folder or ``pretrained:NAME``.
+
+    With the run's ``preprocess``, warns (once per message) when the source saw its inputs
+    scaled otherwise: its encoders then start off-scale and fine-tuning has to adapt them.
+    """
     path = resolve_model_path(model)
     checkpoint, _ = load_checkpoint(path)
+    if preprocess is not None and checkpoint.preprocess:
+        source = PreprocessConfig.from_dict(checkpoint.preprocess).describe_normalisation()
+        if source != preprocess.describe_normalisation():
+            warnings.warn(f"{model} was trained with {source}; this run uses {preprocess.describe_normalisation()}",
+                          stacklevel=2)
     return warm_start(checkpoint, target, seed, name=str(model))
 
 
@@ -86,6 +96,6 @@ def resolve_init(spec: str | Path | None, target: ModelConfig) -> str | None:
     try:
         warm_start(load_checkpoint(shipped_models()[name])[0], target, name=name)
     except CheckpointError as error:  # e.g. another encoder width: that run starts from scratch
-        log.warning("%s%s does not fit this model (%s): training from scratch", PREFIX, name, error)
+        warnings.warn(f"{PREFIX}{name} does not fit this model ({error}): training from scratch", stacklevel=2)
         return None
     return PREFIX + name
