@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from mrsynth.cli.app import DeviceOpt, _contrasts, app
+from mrsynth.cli.app import DataOpt, DeviceOpt, LayoutOpt, _contrasts, app
 
 
 @app.command()
@@ -30,6 +30,24 @@ def simulate(
                               field_strength=field_strength, downsample=downsample)
     manifest = simulate_cohort(out, config, overwrite=overwrite)
     typer.echo(f"simulated {subjects} subjects; manifest: {manifest}")
+
+
+@app.command()
+def profile(
+    data: DataOpt,
+    against: Optional[Path] = typer.Option(None, "--against", help="A second dataset to compare with (e.g. a simulated cohort)."),
+    contrasts: Optional[str] = typer.Option(None, "--contrasts", help="Only these contrasts, e.g. t1,flair [default: all]."),
+    max_subjects: Optional[int] = typer.Option(None, "--max-subjects", help="Profile only the first N subjects of each dataset."),
+    layout: LayoutOpt = None,
+) -> None:
+    """Intensity profile per contrast (brain-mean units: quantiles, roughness, voxel size); with --against, how alike two cohorts are."""
+    from mrsynth.data.profile import profile_dataset, profiles_markdown
+
+    wanted = _contrasts(contrasts) if contrasts else None
+    profiles = [(str(data), profile_dataset(data, wanted, layout, max_subjects))]
+    if against is not None:
+        profiles.append((str(against), profile_dataset(against, wanted, None, max_subjects)))
+    typer.echo(profiles_markdown(profiles))
 
 
 @app.command()
