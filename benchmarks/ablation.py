@@ -52,7 +52,7 @@ def read_mse(spec: str, subset: str | None) -> tuple[dict[tuple[str, str], float
     """
     folder, _, method = spec.rpartition(":") if ":" in spec else (spec, "", "")
     if glob.has_magic(folder):
-        folders = sorted(glob.glob(folder))
+        folders = sorted(f for f in glob.glob(folder) if Path(f).is_dir())
         if not folders:
             raise SystemExit(f"{folder}: no run folder matches")
         _check_same_settings(folders)
