@@ -28,6 +28,20 @@ TABLES = ("single_input.csv", "subsets.csv", "misalignment.csv")
 FOLD_ONLY_SETTINGS = {"out", "only_folds", "resume", "progress", "figures"}  # what runs of one split may differ in
 
 
+def _differing(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Settings recorded in both ``a`` and ``b`` with other values (nested dicts key by key).
+
+    A key recorded by one run only (an older mrsynth did not have that setting) is not compared.
+    """
+    out = []
+    for key in sorted(a.keys() & b.keys()):
+        if isinstance(a[key], dict) and isinstance(b[key], dict):
+            out += _differing(a[key], b[key], f"{prefix}{key}.")
+        elif a[key] != b[key]:
+            out.append(prefix + key)
+    return out
+
+
 def _check_same_settings(folders: list[str]) -> None:
     """Runs merged as folds of one split must have been run with the same settings (``settings.json``)."""
     first = None
@@ -39,7 +53,7 @@ def _check_same_settings(folders: list[str]) -> None:
         if first is None:
             first = (folder, settings)
             continue
-        differing = sorted(k for k in settings.keys() | first[1].keys() if settings.get(k) != first[1].get(k))
+        differing = _differing(settings, first[1])
         if differing:
             raise SystemExit(f"{folder} and {first[0]} differ in {', '.join(differing)}: not folds of one experiment")
 
