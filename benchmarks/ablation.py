@@ -28,6 +28,11 @@ TABLES = ("single_input.csv", "subsets.csv", "misalignment.csv")
 FOLD_ONLY_SETTINGS = {"out", "only_folds", "resume", "progress", "figures"}  # what runs of one split may differ in
 
 
+def _same_file(a: object, b: object) -> bool:
+    """Two recorded paths (e.g. ``--data`` given relative and absolute) naming one existing file."""
+    return isinstance(a, str) and isinstance(b, str) and Path(a).exists() and Path(a).resolve() == Path(b).resolve()
+
+
 def _differing(a: dict, b: dict, prefix: str = "") -> list[str]:
     """Settings recorded in both ``a`` and ``b`` with other values (nested dicts key by key).
 
@@ -37,7 +42,7 @@ def _differing(a: dict, b: dict, prefix: str = "") -> list[str]:
     for key in sorted(a.keys() & b.keys()):
         if isinstance(a[key], dict) and isinstance(b[key], dict):
             out += _differing(a[key], b[key], f"{prefix}{key}.")
-        elif a[key] != b[key]:
+        elif a[key] != b[key] and not _same_file(a[key], b[key]):
             out.append(prefix + key)
     return out
 
