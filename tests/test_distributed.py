@@ -47,11 +47,22 @@ def _rank(rank: int, world: int, port: int, run_dir: str) -> None:
     assert not dist.is_initialized()  # the group train_model created is gone again
 
 
+def _spawn_ranks(world: int, run_dir: Path, attempts: int = 3) -> None:
+    """Run ``world`` ranks; a fresh port when another process took the probed one in between (a race, not a bug)."""
+    for attempt in range(attempts):
+        try:
+            mp.spawn(_rank, args=(world, _free_port(), str(run_dir)), nprocs=world, join=True)
+            return
+        except mp.ProcessRaisedException as error:
+            if "address already in use" not in str(error).lower() or attempt == attempts - 1:
+                raise
+
+
 def test_two_process_ddp_matches_single_process(tmp_path) -> None:
     torch.set_num_threads(1)
     slices, model_config = _data_and_model()
     single = train_model(slices, model_config, TrainConfig(**BASE), tmp_path / "single")
-    mp.spawn(_rank, args=(2, _free_port(), str(tmp_path / "ddp")), nprocs=2, join=True)
+    _spawn_ranks(2, tmp_path / "ddp")
 
     ddp_state = load_checkpoint(tmp_path / "ddp" / "last.pt")
     single_state = load_checkpoint(tmp_path / "single" / "last.pt")
