@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mrsynth.data.preprocessing import normalisation_scale
 from mrsynth.errors import InputError
 from mrsynth.io.layouts import discover_dataset
 from mrsynth.io.volumes import load_volume
@@ -52,7 +53,7 @@ def volume_stats(data: np.ndarray, voxel_size: tuple[float, float, float]) -> Vo
     brain = data > 0
     if not brain.any():
         raise ValueError("no voxel above zero")
-    scaled = data / np.float32(data[brain].mean(dtype=np.float64))
+    scaled = data / np.float32(normalisation_scale(data, "mean"))  # what the model sees
     values = scaled[brain]
     both = brain[1:] & brain[:-1]
     steps = np.abs(np.diff(scaled, axis=0))[both]
