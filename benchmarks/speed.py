@@ -28,6 +28,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import torch
+from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -42,6 +43,7 @@ from mrsynth.training.presets import DEFAULT, PAPER
 from mrsynth.training.trainer import _autocast, build_model, train_step
 
 RESULTS = Path(__file__).resolve().parent / "results"
+TOP_KERNELS = 15
 EAGER = SpeedSettings(channels_last=False, batched_encoders=False, compile=False, prefetch=False, amp=False)
 
 
@@ -129,7 +131,7 @@ def training_run(setting: Setting, speed: SpeedSettings, device: torch.device, b
     """One training step per call, through the trainer's own data path and step function."""
     torch.manual_seed(0)
     model = build_model(setting.model_config(), speed, device).train()
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-4)
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-4, fused=speed.fused_optimiser)
     batches = endless_batches(random_slices(setting, 4 * batch), batch, device, speed)
     config = TrainConfig(device=device.type)
     return lambda: train_step(model, optimiser, next(batches), config, device, speed.amp).total.item()
@@ -187,11 +189,17 @@ def encoder_weight_shapes(setting: Setting) -> set[tuple[int, ...]]:
     return shapes
 
 
-def conv_shares(setting: Setting, speed: SpeedSettings, device: torch.device, batch: int) -> dict[str, dict[str, float]]:
-    """Share of profiled time in the encoders' convolutions (forward / backward), other convolutions, the rest."""
+def conv_shares(setting: Setting, speed: SpeedSettings, device: torch.device,
+                batch: int) -> tuple[dict[str, dict[str, float]], list[tuple[str, float, int]]]:
+    """Share of profiled time in the encoders' convolutions (forward / backward), other convolutions, the rest.
+
+    Also returns the training step's most expensive operators or kernels by self time:
+    ``(name, share of the step, calls)``.
+    """
     encoder_shapes = encoder_weight_shapes(setting)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     shares = {}
+    top: list[tuple[str, float, int]] = []
     for name, make in (("training step", training_run), ("inference", inference_run)):
         run = make(setting, speed, device, batch)
         run()
@@ -200,8 +208,11 @@ def conv_shares(setting: Setting, speed: SpeedSettings, device: torch.device, ba
             run()
             sync(device)
         events = prof.events()
-        timed = (lambda e: e.self_device_time_total) if device.type == "cuda" else (lambda e: e.self_cpu_time_total)
-        total = sum(timed(e) for e in events) or 1.0
+        cuda = device.type == "cuda"
+        # on CUDA the time is the GPU kernels' (and copies'); operators launching them would count twice
+        counted = (lambda e: e.device_type == DeviceType.CUDA) if cuda else (lambda e: True)
+        timed = (lambda e: e.self_device_time_total) if cuda else (lambda e: e.self_cpu_time_total)
+        total = sum(timed(e) for e in events if counted(e)) or 1.0
         groups = dict.fromkeys(("encoder convs, forward", "encoder convs, backward", "other convs"), 0.0)
         for event in events:
             backward = event.name == "aten::convolution_backward"
@@ -215,10 +226,14 @@ def conv_shares(setting: Setting, speed: SpeedSettings, device: torch.device, ba
                 groups["other convs"] += inclusive
         groups["everything else"] = total - sum(groups.values())
         shares[name] = {group: value / total for group, value in groups.items()}
-    return shares
+        if name == "training step":
+            averages = [e for e in prof.key_averages() if counted(e) and timed(e) > 0]
+            averages.sort(key=timed, reverse=True)
+            top = [(e.key, timed(e) / total, e.count) for e in averages[:TOP_KERNELS]]
+    return shares, top
 
 
-def write_volume_inputs(folder: Path, setting: Setting, shape: tuple[int, int, int]) -> dict[str, Path]:
+def write_volume_inputs(folder: Path, setting: Setting, shape: tuple[int, int, int], suffix: str) -> dict[str, Path]:
     """Synthetic 1 mm NIfTI volumes (an ellipsoid brain with texture) for the setting's inputs."""
     rng = np.random.default_rng(0)
     axes = np.meshgrid(*(np.linspace(-1, 1, n, dtype=np.float32) for n in shape), indexing="ij")
@@ -226,26 +241,34 @@ def write_volume_inputs(folder: Path, setting: Setting, shape: tuple[int, int, i
     files = {}
     for i, contrast in enumerate(setting.inputs):
         data = np.where(brain, 100.0 * (1 + i) + 20 * rng.random(shape, dtype=np.float32), 0).astype(np.float32)
-        files[contrast] = folder / f"{contrast}.nii.gz"
+        files[contrast] = folder / f"{contrast}{suffix}"
         nib.save(nib.Nifti1Image(data, np.eye(4)), files[contrast])
     return files
 
 
 @dataclass(frozen=True)
 class VolumeVariant:
-    """One way to synthesise the benchmark volume: the model's width and test-time flip, fast paths, slice batch."""
+    """One way to synthesise the benchmark volume: the model's width and test-time flip, fast paths, slice
+    batch, and the files' format (``.nii.gz`` or uncompressed ``.nii``, in and out)."""
 
     features: int
     test_time_flip: bool
     speed: SpeedSettings
     batch: int
+    suffix: str = ".nii.gz"
 
 
 def volume_runs(setting: Setting, variants: dict[str, VolumeVariant], device: torch.device, plan: Plan,
-                folder: Path) -> dict[str, Measured]:
-    """Files in -> ``Synthesizer.synthesize_files`` -> ``write``: seconds per volume, per variant."""
-    files = write_volume_inputs(folder, setting, plan.volume_shape)
-    runs = {}
+                folder: Path) -> tuple[dict[str, Measured], dict[str, Measured]]:
+    """Files in -> ``Synthesizer.synthesize_files`` -> ``write``: seconds per volume, per variant.
+
+    Also returns, per variant, the seconds of its model part alone (``predict_stack`` on the
+    preprocessed slices, host-device copies included); the rest is reading, preprocessing,
+    restoring the grid and writing.
+    """
+    files = {suffix: write_volume_inputs(folder, setting, plan.volume_shape, suffix)
+             for suffix in {variant.suffix for variant in variants.values()}}
+    runs, model_parts = {}, {}
     for name, variant in variants.items():
         config = replace(setting.model_config(), encoder_features=variant.features, test_time_flip=variant.test_time_flip)
         torch.manual_seed(0)
@@ -257,11 +280,51 @@ def volume_runs(setting: Setting, variants: dict[str, VolumeVariant], device: to
         for model in synthesizer.models:
             model.set_execution(channels_last=variant.speed.channels_last, batched_encoders=variant.speed.batched_encoders)
 
-        def run(synthesizer: Synthesizer = synthesizer, index: int = len(runs)) -> None:
-            result = synthesizer.synthesize_files(files)
-            synthesizer.write(result, folder / f"out-{index}.nii.gz", force=True)
+        def run(synthesizer: Synthesizer = synthesizer, index: int = len(runs), inputs: dict[str, Path] = files[variant.suffix],
+                suffix: str = variant.suffix) -> None:
+            result = synthesizer.synthesize_files(inputs)
+            synthesizer.write(result, folder / f"out-{index}{suffix}", force=True)
         runs[name] = run
-    return interleaved(runs, warmup=1 if plan.volume_runs > 1 else 0, steps=plan.volume_runs, device=device)
+        prepared = synthesizer.synthesize_files(files[variant.suffix]).prepared
+        stack = np.stack([prepared.slices[c] for c in setting.inputs], axis=1)
+        model_parts[name] = (lambda synthesizer=synthesizer, stack=stack:
+                             synthesizer.predict_stack(stack, np.ones(len(setting.inputs), bool)))
+    warmup = 1 if plan.volume_runs > 1 else 0
+    return (interleaved(runs, warmup=warmup, steps=plan.volume_runs, device=device),
+            interleaved(model_parts, warmup=warmup, steps=plan.volume_runs, device=device))
+
+
+def volume_section(setting: Setting, fast: SpeedSettings, device: torch.device, plan: Plan, tmp: Path,
+                   say: Callable[[str], None]) -> None:
+    """Time one volume from files to the written NIfTI for the eager path and the fast variants; print the lines."""
+    say()
+    say(f"## One {'x'.join(map(str, plan.volume_shape))} volume, files to written NIfTI ({setting.name} inputs)")
+    folder = tmp / "volume"
+    folder.mkdir()
+    default_batch = Synthesizer.default_batch_size(device)
+    other_batch = 256 if device.type == "cuda" else 64
+    preset_model, _ = DEFAULT.apply(setting.model_config(), TrainConfig())
+    paper_width = PAPER.levers.encoder_features
+    variants = {f"eager, paper preset (width {paper_width})": VolumeVariant(paper_width, False, EAGER, default_batch),
+                f"fast, paper preset (width {paper_width})": VolumeVariant(paper_width, False, fast, default_batch),
+                f"fast, paper preset, {other_batch}-slice batches": VolumeVariant(paper_width, False, fast, other_batch),
+                "fast, paper preset, uncompressed .nii in and out": VolumeVariant(paper_width, False, fast, default_batch, ".nii"),
+                f"fast, default preset (width {preset_model.encoder_features}, test-time flip "
+                f"{'on' if preset_model.test_time_flip else 'off'})":
+                    VolumeVariant(preset_model.encoder_features, preset_model.test_time_flip, fast, default_batch),
+                f"fast, default preset, {other_batch}-slice batches":
+                    VolumeVariant(preset_model.encoder_features, preset_model.test_time_flip, fast, other_batch)}
+    if describe(fast, device) == describe(EAGER, device):
+        say("(`fast` is `eager` on this device: measured once)")
+        variants.pop(f"fast, paper preset (width {paper_width})")
+    volumes, model_parts = volume_runs(setting, variants, device, plan, folder)
+    eager_s = next(iter(volumes.values())).best()
+    for label, variant in variants.items():
+        seconds = volumes[label].best()
+        say(f"- {label}, Synthesizer batch_size {variant.batch}: {seconds:.3f} s (x eager speed {eager_s / seconds:.2f}); "
+            f"model part alone (predict_stack) {model_parts[label].best():.3f} s")
+    if device.type == "cuda":
+        say("  (the Synthesizer always uses bf16 autocast on CUDA: `eager` differs from `fast` by the model's options only)")
 
 
 def describe(speed: SpeedSettings, device: torch.device) -> str:
@@ -269,7 +332,8 @@ def describe(speed: SpeedSettings, device: torch.device) -> str:
 
     execution = ExecutionOptions(speed.channels_last, speed.batched_encoders).resolve(device.type)
     on = [name for name, value in (("channels_last", execution.channels_last), ("batched_encoders", execution.batched_encoders),
-                                   ("compile", speed.compile), ("prefetch", speed.prefetch), ("bf16 autocast", speed.amp)) if value]
+                                   ("compile", speed.compile), ("prefetch", speed.prefetch), ("bf16 autocast", speed.amp),
+                                   ("fused Adam", speed.fused_optimiser)) if value]
     return ", ".join(on) or "nothing (= eager fp32)"
 
 
@@ -296,6 +360,7 @@ def variant_paths(fast: SpeedSettings, plan: Plan, device: torch.device) -> dict
         paths["batched_encoders only"] = replace(EAGER, batched_encoders=True)
         if device.type == "cuda":
             paths["bf16 autocast only"] = replace(EAGER, amp=True)
+            paths["fused Adam only"] = replace(EAGER, fused_optimiser=True)
     if plan.compile:
         paths["compile only"] = replace(EAGER, compile=True)
         paths["fast + compile"] = replace(fast, compile=True)
@@ -321,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="batch 8, one timed step, a 48-slice volume (< 1 min on CPU)")
     parser.add_argument("--compile", action="store_true", help="also measure torch.compile (compile time excluded)")
     parser.add_argument("--volume-only", action="store_true", help="only the whole-volume timings")
+    parser.add_argument("--no-volume", action="store_true", help="skip the whole-volume timings")
+    parser.add_argument("--batch", type=int, default=None, help="training and inference batch (default: the plan's)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--out", type=Path, default=None, help="result file (default benchmarks/results/<date>-<device>.md)")
     args = parser.parse_args(argv)
@@ -328,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     plan = make_plan(args, device)
+    if args.batch:
+        plan = replace(plan, batch=args.batch, infer_batch=args.batch)
     fast = TrainConfig(device=device.type).resolve_speed(device.type)
     requested = variant_paths(fast, plan, device)
     paths, alias = unique(requested, device)
@@ -385,41 +454,24 @@ def main(argv: list[str] | None = None) -> int:
             ratio_table("training", names, train, train_peak, plan.batch, step)
             ratio_table("inference", names, infer, infer_peak, plan.infer_batch, fwd)
         setting = SETTINGS[0]
-        say()
-        say(f"## One {'x'.join(map(str, plan.volume_shape))} volume, files to written NIfTI ({setting.name} inputs)")
-        folder = Path(tmp) / "volume"
-        folder.mkdir()
-        default_batch = Synthesizer.default_batch_size(device)
-        other_batch = 256 if device.type == "cuda" else 64
-        preset_model, _ = DEFAULT.apply(setting.model_config(), TrainConfig())
-        paper_width = PAPER.levers.encoder_features
-        variants = {f"eager, paper preset (width {paper_width})": VolumeVariant(paper_width, False, EAGER, default_batch),
-                    f"fast, paper preset (width {paper_width})": VolumeVariant(paper_width, False, fast, default_batch),
-                    f"fast, paper preset, {other_batch}-slice batches": VolumeVariant(paper_width, False, fast, other_batch),
-                    f"fast, default preset (width {preset_model.encoder_features}, test-time flip "
-                    f"{'on' if preset_model.test_time_flip else 'off'})":
-                        VolumeVariant(preset_model.encoder_features, preset_model.test_time_flip, fast, default_batch),
-                    f"fast, default preset, {other_batch}-slice batches":
-                        VolumeVariant(preset_model.encoder_features, preset_model.test_time_flip, fast, other_batch)}
-        if describe(fast, device) == describe(EAGER, device):
-            say("(`fast` is `eager` on this device: measured once)")
-            variants.pop(f"fast, paper preset (width {paper_width})")
-        volumes = volume_runs(setting, variants, device, plan, folder)
-        eager_s = next(iter(volumes.values())).best()
-        for label, variant in variants.items():
-            seconds = volumes[label].best()
-            say(f"- {label}, Synthesizer batch_size {variant.batch}: {seconds:.2f} s (x eager speed {eager_s / seconds:.2f})")
-        if device.type == "cuda":
-            say("  (the Synthesizer always uses bf16 autocast on CUDA: `eager` differs from `fast` by the model's options only)")
+        if not args.no_volume:
+            volume_section(setting, fast, device, plan, Path(tmp), say)
         if not args.volume_only:
             say()
             say(f"## Time shares, {setting.name}, fast path, batch {plan.profile_batch} (torch.profiler)")
-            shares = conv_shares(setting, fast, device, plan.profile_batch)
+            shares, top = conv_shares(setting, fast, device, plan.profile_batch)
             say()
             say("| part | " + " | ".join(shares) + " |")
             say("|---|" + "---:|" * len(shares))
             for group in next(iter(shares.values())):
                 say(f"| {group} | " + " | ".join(f"{values[group]:.1%}" for values in shares.values()) + " |")
+            say()
+            say(f"Training step, top {len(top)} by self {'GPU kernel' if device.type == 'cuda' else 'CPU'} time:")
+            say()
+            say("| operator / kernel | share | calls |")
+            say("|---|---:|---:|")
+            for key, share, calls in top:
+                say(f"| `{key[:90]}` | {share:.1%} | {calls} |")
     say()
     say(f"Total {time.perf_counter() - started:.0f} s; load average at end {os.getloadavg()[0]:.2f}.")
     slug = "cpu" if device.type == "cpu" else "cuda-" + name.lower().replace(" ", "-")

@@ -70,7 +70,7 @@ def test_device_defaults() -> None:
     assert ExecutionOptions(channels_last=True).resolve("cpu").channels_last
     cpu, cuda = TrainConfig().resolve_speed("cpu"), TrainConfig().resolve_speed("cuda")
     assert not (cpu.compile or cpu.prefetch or cpu.amp)
-    assert cuda.prefetch and cuda.amp and not cuda.compile
+    assert cuda.prefetch and cuda.amp and cuda.fused_optimiser and not (cuda.compile or cpu.fused_optimiser)
     assert not TrainConfig(amp=False, prefetch=False).resolve_speed("cuda").prefetch
     assert TrainConfig.from_dict(TrainConfig(compile=True, ddp=False).to_dict()) == TrainConfig(compile=True, ddp=False)
 
@@ -80,6 +80,16 @@ def test_compiled_model_keeps_its_state_dict_keys() -> None:
     speed = TrainConfig(compile=True).resolve_speed("cpu")
     compiled = build_model(config, speed, torch.device("cpu"))  # compilation itself happens lazily, at the first call
     assert list(compiled.state_dict()) == list(MultiInputSynthesisNet(config).state_dict())
+
+
+def test_weights_follow_the_channels_last_option() -> None:
+    config = ModelConfig(inputs=("t1", "t2"), target="flair", **TINY)
+    nhwc = build_model(config, TrainConfig(channels_last=True).resolve_speed("cpu"), torch.device("cpu"))
+    conv = nhwc.encoders[0].down1[2].weight  # 4 -> 4 channels (a 1-channel weight is both layouts)
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    nhwc.set_execution(channels_last=False)
+    assert conv.is_contiguous()  # the same parameter, re-laid out in place
+    assert MultiInputSynthesisNet(config).place("cpu").encoders[0].down1[2].weight.is_contiguous()
 
 
 def test_prefetch_keeps_order_and_reraises() -> None:

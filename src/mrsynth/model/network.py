@@ -84,9 +84,21 @@ class MultiInputSynthesisNet(nn.Module):
         self.decoder = ShallowDecoder(config.latent_channels, config.decoder_features)
 
     def set_execution(self, **changes: bool | None) -> "MultiInputSynthesisNet":
-        """Switch fast paths by name (fields of :class:`ExecutionOptions`); weights are untouched."""
+        """Switch fast paths by name (fields of :class:`ExecutionOptions`); weight values are untouched,
+        their memory layout follows ``channels_last`` (see :meth:`place`)."""
         self.execution = replace(self.execution, **changes)
-        return self
+        return self.place(next(self.parameters()).device)
+
+    def place(self, device: torch.device | str) -> "MultiInputSynthesisNet":
+        """Move to ``device``, with the convolution weights in the layout the execution options resolve to there.
+
+        NHWC activations alone are not enough: a 1-channel input slice is both NCHW and NHWC, so
+        the first convolution would choose by its weight's layout and everything after it would
+        stay NCHW, with cuDNN converting layouts around every convolution.
+        """
+        device = torch.device(device)
+        options = self.execution.resolve(device.type)
+        return self.to(device=device, memory_format=torch.channels_last if options.channels_last else torch.contiguous_format)
 
     def _memory_format(self, x: torch.Tensor, options: ExecutionOptions) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if options.channels_last else x

@@ -125,6 +125,8 @@ def prefetch(batches: Iterator[Batch], depth: int = 2, device: torch.device | No
     re-raised here; closing this generator early stops the thread. With a CUDA ``device`` the
     thread makes it current, so that pinning does not open a context on another GPU.
     """
+    if device is not None and device.type == "cuda" and device.index is None:  # "cuda": the caller's current GPU
+        device = torch.device("cuda", torch.cuda.current_device())
     slots: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
     done = object()

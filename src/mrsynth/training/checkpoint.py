@@ -42,7 +42,7 @@ class Checkpoint:
         """Instantiate the network with these weights (or ``state_dict``), in eval mode."""
         model = MultiInputSynthesisNet(self.model_config)
         model.load_state_dict(self.state_dict if state_dict is None else state_dict)
-        return model.to(device).eval()
+        return model.place(device).eval()
 
     def build_models(self, device: torch.device | str = "cpu") -> list[MultiInputSynthesisNet]:
         """The network and every ensemble member, in eval mode."""

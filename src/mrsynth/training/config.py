@@ -21,6 +21,7 @@ class SpeedSettings:
     compile: bool
     prefetch: bool
     amp: bool
+    fused_optimiser: bool = False  # Adam's whole update in one kernel (CUDA only)
 
 
 RECIPE_FIELDS = ("batch_size", "learning_rate", "weight_decay", "seed", "input_dropout", "loss_weights", "schedule",
@@ -104,6 +105,7 @@ class TrainConfig:
             compile=bool(self.compile),
             prefetch=device_type == "cuda" if self.prefetch is None else self.prefetch,
             amp=self.amp and device_type == "cuda",
+            fused_optimiser=device_type == "cuda",
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -91,7 +91,7 @@ def build_model(model_config: ModelConfig, speed: SpeedSettings, device: torch.d
     model = MultiInputSynthesisNet(model_config, execution)
     if initial_state is not None:
         model.load_state_dict(initial_state)
-    model.to(device)
+    model.place(device)
     if speed.compile:
         parts = [model.decoder, model.spatial_transformer]
         if not execution.batched_encoders:
@@ -193,7 +193,8 @@ def _train(slices: SliceSet, model_config: ModelConfig, config: TrainConfig, run
         for parameter in module.parameters():
             parameter.requires_grad_(name in trainable)
     parameters = [p for p in model.parameters() if p.requires_grad]
-    optimiser = torch.optim.Adam(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimiser = torch.optim.Adam(parameters, lr=config.learning_rate, weight_decay=config.weight_decay,
+                                 fused=speed.fused_optimiser)
 
     if val_subjects is None:
         train_subjects, val_subjects = split_subjects(slices.subjects, config.val_fraction, config.seed)
