@@ -154,6 +154,13 @@ def test_load_subject_errors(tmp_path: Path) -> None:
     assert "neg_t2.nii.gz" in str(info.value) and "t2" in str(info.value)
     with pytest.raises(InputError, match="none of the contrasts"):
         load_subject({"t1": t1}, ("flair",))
+    # files load in parallel threads; with two unreadable files the error names the first in order
+    (tmp_path / "bad_t1.nii.gz").write_bytes(b"not a NIfTI")
+    (tmp_path / "bad_t2.nii.gz").write_bytes(b"not a NIfTI either")
+    for _ in range(3):
+        with pytest.raises(InputError) as info:
+            load_subject({"t1": tmp_path / "bad_t1.nii.gz", "t2": tmp_path / "bad_t2.nii.gz"}, ("t1", "t2"))
+        assert "bad_t1.nii.gz" in str(info.value) and "bad_t2" not in str(info.value)
 
 
 def test_real_raw_scanner_subject_on_one_grid(shared_data: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,14 @@ def _clip_negative(volume: Volume) -> Volume:
     return volume
 
 
+def _load_all(files: Mapping[str, str | Path]) -> list[Volume]:
+    """Load the files in parallel threads (decompression and checks release the GIL); errors in file order."""
+    if len(files) == 1:
+        return [load_volume(path, contrast) for contrast, path in files.items()]
+    with ThreadPoolExecutor(max_workers=min(len(files), 4), thread_name_prefix="mrsynth-load") as pool:
+        return list(pool.map(lambda item: load_volume(item[1], item[0]), files.items()))
+
+
 def load_subject(
     files: Mapping[str, str | Path],
     contrasts: Sequence[str],
@@ -67,7 +76,8 @@ def load_subject(
         reference = wanted[0]
     elif reference not in files:
         raise InputError(f"subject {subject} has no file for the reference contrast", contrast=reference)
-    ref_original = load_volume(files[reference], reference)
+    ref_original, *others = _load_all({c: files[c] for c in dict.fromkeys([reference, *wanted])})
+    loaded = dict(zip([c for c in wanted if c != reference], others))
     ref_work = _clip_negative(Volume(ref_original.data.copy(), ref_original.affine, ref_original.path, reference))
     ref_ras, reorientation = reorient_to_ras(ref_work)
     volumes: dict[str, np.ndarray] = {}
@@ -75,7 +85,7 @@ def load_subject(
         if contrast == reference:
             volumes[contrast] = ref_ras.data
             continue
-        volume = _clip_negative(load_volume(files[contrast], contrast))
+        volume = _clip_negative(loaded[contrast])
         if not same_grid(volume, ref_work):
             volume = resample_to(volume, ref_work, order=1)
             if not (volume.data > 0).any():
