@@ -48,11 +48,11 @@ def _clip_negative(volume: Volume) -> Volume:
     return volume
 
 
-def _load_all(files: Mapping[str, str | Path]) -> list[Volume]:
-    """Load the files in parallel threads (decompression and checks release the GIL); errors in file order."""
-    if len(files) == 1:
+def _load_all(files: Mapping[str, str | Path], workers: int) -> list[Volume]:
+    """Load the files in up to ``workers`` threads (decompression and checks release the GIL); errors in file order."""
+    if len(files) == 1 or workers <= 1:
         return [load_volume(path, contrast) for contrast, path in files.items()]
-    with ThreadPoolExecutor(max_workers=min(len(files), 4), thread_name_prefix="mrsynth-load") as pool:
+    with ThreadPoolExecutor(max_workers=min(len(files), workers), thread_name_prefix="mrsynth-load") as pool:
         return list(pool.map(lambda item: load_volume(item[1], item[0]), files.items()))
 
 
@@ -61,6 +61,7 @@ def load_subject(
     contrasts: Sequence[str],
     reference: str | None = None,
     subject: str = "subject",
+    workers: int = 4,
 ) -> SubjectVolumes:
     """Load the ``contrasts`` present in ``files`` onto one reference grid, reoriented to RAS.
 
@@ -68,6 +69,7 @@ def load_subject(
     ``contrasts`` present. Other contrasts are resampled (linear) onto its grid when their grid
     differs. Negative values are clipped at 0 (logged at INFO). Raises :class:`InputError` for
     unusable files, an empty brain, no overlap with the reference, or no requested contrast.
+    The files are read by up to ``workers`` threads at once (1: one after another).
     """
     wanted = [c for c in contrasts if c in files]
     if reference is None:
@@ -76,7 +78,7 @@ def load_subject(
         reference = wanted[0]
     elif reference not in files:
         raise InputError(f"subject {subject} has no file for the reference contrast", contrast=reference)
-    ref_original, *others = _load_all({c: files[c] for c in dict.fromkeys([reference, *wanted])})
+    ref_original, *others = _load_all({c: files[c] for c in dict.fromkeys([reference, *wanted])}, workers)
     loaded = dict(zip([c for c in wanted if c != reference], others))
     ref_work = _clip_negative(Volume(ref_original.data.copy(), ref_original.affine, ref_original.path, reference))
     ref_ras, reorientation = reorient_to_ras(ref_work)
