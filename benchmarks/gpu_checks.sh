@@ -31,6 +31,7 @@ step() {  # step NAME SECONDS COMMAND...
 step tests 120 python -m pytest -q -p no:cacheprovider ${GPU_TESTS:-tests/test_cuda.py tests/test_speed_paths.py tests/test_distributed.py}
 step speed 200 python benchmarks/speed.py --device cuda --out "$out/speed.md"
 if [ -n "$data" ]; then
+    rm -rf /tmp/plain-run /tmp/ddp-run  # fresh runs on a machine that ran this before
     step train 100 python -m mrsynth train --device cuda --data "$data" --inputs t1,t1c,t2 --target flair \
         --size 128x128 --preset paper --epochs 6 --out /tmp/plain-run --cache-dir /tmp/ddp-cache --no-progress
     cp /tmp/plain-run/history.csv "$out/train-history.csv" 2>>"$log"

@@ -39,11 +39,13 @@ from mrsynth.model import ModelConfig, synthesis_loss
 from mrsynth.training.batches import Batch, iterate_batches, prefetch
 from mrsynth.training.checkpoint import Checkpoint, save_checkpoint
 from mrsynth.training.config import SpeedSettings, TrainConfig
+from mrsynth.training.optimiser import make_optimiser
 from mrsynth.training.presets import DEFAULT, PAPER
 from mrsynth.training.trainer import _autocast, build_model, train_step
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TOP_KERNELS = 15
+SYNTHESIS_DEFAULTS = ("fast", "fast + compile")  # in inference these take the Synthesizer's layout default
 EAGER = SpeedSettings(channels_last=False, batched_encoders=False, compile=False, prefetch=False, amp=False)
 
 
@@ -131,9 +133,9 @@ def training_run(setting: Setting, speed: SpeedSettings, device: torch.device, b
     """One training step per call, through the trainer's own data path and step function."""
     torch.manual_seed(0)
     model = build_model(setting.model_config(), speed, device).train()
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-4, fused=speed.fused_optimiser)
+    config = TrainConfig(device=device.type, learning_rate=1e-4)
+    optimiser = make_optimiser(model.parameters(), config, speed)
     batches = endless_batches(random_slices(setting, 4 * batch), batch, device, speed)
-    config = TrainConfig(device=device.type)
     return lambda: train_step(model, optimiser, next(batches), config, device, speed.amp).total.item()
 
 
@@ -189,19 +191,19 @@ def encoder_weight_shapes(setting: Setting) -> set[tuple[int, ...]]:
     return shapes
 
 
-def conv_shares(setting: Setting, speed: SpeedSettings, device: torch.device,
+def conv_shares(setting: Setting, speeds: dict[str, SpeedSettings], device: torch.device,
                 batch: int) -> tuple[dict[str, dict[str, float]], list[tuple[str, float, int]]]:
     """Share of profiled time in the encoders' convolutions (forward / backward), other convolutions, the rest.
 
-    Also returns the training step's most expensive operators or kernels by self time:
-    ``(name, share of the step, calls)``.
+    ``speeds`` has the paths of the "training step" and of "inference". Also returns the training
+    step's most expensive operators or kernels by self time: ``(name, share of the step, calls)``.
     """
     encoder_shapes = encoder_weight_shapes(setting)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     shares = {}
     top: list[tuple[str, float, int]] = []
     for name, make in (("training step", training_run), ("inference", inference_run)):
-        run = make(setting, speed, device, batch)
+        run = make(setting, speeds[name], device, batch)
         run()
         sync(device)
         with profile(activities=activities, record_shapes=True) as prof:
@@ -209,8 +211,10 @@ def conv_shares(setting: Setting, speed: SpeedSettings, device: torch.device,
             sync(device)
         events = prof.events()
         cuda = device.type == "cuda"
-        # on CUDA the time is the GPU kernels' (and copies'); operators launching them would count twice
-        counted = (lambda e: e.device_type == DeviceType.CUDA) if cuda else (lambda e: True)
+        # on CUDA the time is the GPU kernels' (and copies'); operators launching them, and the GPU spans
+        # of annotated regions such as Optimizer.step, cover kernels already counted
+        counted = ((lambda e: e.device_type == DeviceType.CUDA and not getattr(e, "is_user_annotation", False))
+                   if cuda else (lambda e: True))
         timed = (lambda e: e.self_device_time_total) if cuda else (lambda e: e.self_cpu_time_total)
         total = sum(timed(e) for e in events if counted(e)) or 1.0
         groups = dict.fromkeys(("encoder convs, forward", "encoder convs, backward", "other convs"), 0.0)
@@ -385,9 +389,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--quick", action="store_true", help="batch 8, one timed step, a 48-slice volume (< 1 min on CPU)")
     parser.add_argument("--compile", action="store_true", help="also measure torch.compile (compile time excluded)")
-    parser.add_argument("--volume-only", action="store_true", help="only the whole-volume timings")
-    parser.add_argument("--no-volume", action="store_true", help="skip the whole-volume timings")
-    parser.add_argument("--batch", type=int, default=None, help="training and inference batch (default: the plan's)")
+    volume = parser.add_mutually_exclusive_group()
+    volume.add_argument("--volume-only", action="store_true", help="only the whole-volume timings")
+    volume.add_argument("--no-volume", action="store_true", help="skip the whole-volume timings")
+    parser.add_argument("--batch", type=int, default=None, help="training, inference and profiling batch (default: the plan's)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--out", type=Path, default=None, help="result file (default benchmarks/results/<date>-<device>.md)")
     args = parser.parse_args(argv)
@@ -396,8 +401,10 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     plan = make_plan(args, device)
     if args.batch:
-        plan = replace(plan, batch=args.batch, infer_batch=args.batch)
+        plan = replace(plan, batch=args.batch, infer_batch=args.batch, profile_batch=args.batch)
     fast = TrainConfig(device=device.type).resolve_speed(device.type)
+    # synthesis keeps the device's layout default (NHWC on CUDA), which training does not use
+    synthesis_fast = replace(fast, channels_last=None)
     requested = variant_paths(fast, plan, device)
     paths, alias = unique(requested, device)
     started = time.perf_counter()
@@ -415,7 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     say(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, load average at start {load_before[0]:.2f}  ")
     say(f"Plan: train batch {plan.batch}, inference batch {plan.infer_batch}, warm-up {plan.warmup}, "
         f"timed {plan.steps} (best counts), volume {'x'.join(map(str, plan.volume_shape))} x{plan.volume_runs}  ")
-    say(f"Fast path (the defaults on {device.type}): {describe(fast, device)}  ")
+    say(f"Fast path (the defaults on {device.type}): training {describe(fast, device)}; "
+        f"inference and synthesis {describe(synthesis_fast, device)}  ")
     for dropped, twin in alias.items():
         say(f"`{dropped}` has the same settings as `{twin}` on this device: measured once.  ")
     peaks = peak_runs(device, args.quick)
@@ -450,16 +458,18 @@ def main(argv: list[str] | None = None) -> int:
             names = list(requested) if setting is SETTINGS[0] else ["eager", "fast"]
             chosen = {k: v for k, v in paths.items() if k in names}
             train, train_peak = measure({k: training_run(setting, v, device, plan.batch) for k, v in chosen.items()})
-            infer, infer_peak = measure({k: inference_run(setting, v, device, plan.infer_batch) for k, v in chosen.items()})
+            infer, infer_peak = measure({k: inference_run(setting, replace(v, channels_last=None) if k in SYNTHESIS_DEFAULTS else v,
+                                                          device, plan.infer_batch) for k, v in chosen.items()})
             ratio_table("training", names, train, train_peak, plan.batch, step)
             ratio_table("inference", names, infer, infer_peak, plan.infer_batch, fwd)
         setting = SETTINGS[0]
         if not args.no_volume:
-            volume_section(setting, fast, device, plan, Path(tmp), say)
+            volume_section(setting, synthesis_fast, device, plan, Path(tmp), say)
         if not args.volume_only:
             say()
             say(f"## Time shares, {setting.name}, fast path, batch {plan.profile_batch} (torch.profiler)")
-            shares, top = conv_shares(setting, fast, device, plan.profile_batch)
+            shares, top = conv_shares(setting, {"training step": fast, "inference": synthesis_fast}, device,
+                                      plan.profile_batch)
             say()
             say("| part | " + " | ".join(shares) + " |")
             say("|---|" + "---:|" * len(shares))

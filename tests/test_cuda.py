@@ -34,16 +34,17 @@ def exact_fp32():
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
-def _inputs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _inputs(seed: int = 0, all_present: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     images, target = torch.rand(6, 3, 32, 24, generator=generator), torch.rand(6, 1, 32, 24, generator=generator)
     present = torch.ones(6, 3, dtype=torch.bool)
-    present[1, 2] = present[3, 0] = present[4, 1] = present[4, 2] = False
+    if not all_present:  # the batched encoders need every contrast; otherwise the per-contrast loop runs
+        present[1, 2] = present[3, 0] = present[4, 1] = present[4, 2] = False
     return images, present, target
 
 
-def _run(device: torch.device, execution: ExecutionOptions, amp: bool = False,
-         compile: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def _run(device: torch.device, execution: ExecutionOptions, amp: bool = False, compile: bool = False,
+         all_present: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     torch.manual_seed(0)
     net = MultiInputSynthesisNet(ModelConfig(inputs=("t1", "t2", "dwi"), target="flair", **TINY), execution)
     with torch.no_grad():  # off the identity: there every sample point sits on a pixel centre, where bilinear
@@ -52,7 +53,9 @@ def _run(device: torch.device, execution: ExecutionOptions, amp: bool = False,
     net.place(device)
     if compile:
         net.compile()
-    images, present, target = (t.to(device) for t in _inputs())
+    if execution.channels_last:
+        assert net.encoders[0].down1[2].weight.is_contiguous(memory_format=torch.channels_last)
+    images, present, target = (t.to(device) for t in _inputs(all_present=all_present))
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
         out = net(images, present)
         loss = synthesis_loss(out, target).total
@@ -83,11 +86,12 @@ def test_cuda_fp32_matches_cpu() -> None:
     assert_grads_close(gpu[1], cpu[1])
 
 
+@pytest.mark.parametrize("all_present", [True, False])
 @pytest.mark.parametrize("execution", [ExecutionOptions(channels_last=True, batched_encoders=False),
                                        ExecutionOptions(channels_last=False, batched_encoders=True),
                                        ExecutionOptions(channels_last=True, batched_encoders=True)])
-def test_cuda_layouts_match_plain(execution: ExecutionOptions) -> None:
-    plain, fast = _run(CUDA, PLAIN), _run(CUDA, execution)
+def test_cuda_layouts_match_plain(execution: ExecutionOptions, all_present: bool) -> None:
+    plain, fast = _run(CUDA, PLAIN, all_present=all_present), _run(CUDA, execution, all_present=all_present)
     torch.testing.assert_close(fast[0], plain[0], atol=1e-4, rtol=1e-4)
     assert_grads_close(fast[1], plain[1])
 
@@ -107,7 +111,7 @@ def test_build_model_with_compile_trains_on_cuda() -> None:
     config = ModelConfig(inputs=("t1", "t2", "dwi"), target="flair", **TINY)
     model = build_model(config, TrainConfig(compile=True).resolve_speed("cuda"), CUDA)
     images, present, target = (t.to(CUDA) for t in _inputs())
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)  # the trainer's CUDA optimiser
     losses = []
     for _ in range(5):
         with torch.autocast("cuda", dtype=torch.bfloat16):

@@ -144,6 +144,9 @@ def test_load_subject_resamples_clips_and_restores_order(tmp_path: Path, caplog)
     back = to_reference_grid(subject.volumes["t1"], subject)
     np.testing.assert_array_equal(back, np.maximum(t1, 0))
     assert load_subject(files, ("t1", "t2"), reference="t2").volumes["t1"].shape == (20, 24, 12)
+    one_by_one = load_subject(files, ("t1", "t2", "t2", "flair"), workers=1)  # a contrast named twice counts once
+    assert list(one_by_one.volumes) == ["t1", "t2"]
+    np.testing.assert_array_equal(one_by_one.volumes["t2"], subject.volumes["t2"])
 
 
 def test_load_subject_errors(tmp_path: Path) -> None:

@@ -71,6 +71,9 @@ def test_device_defaults() -> None:
     cpu, cuda = TrainConfig().resolve_speed("cpu"), TrainConfig().resolve_speed("cuda")
     assert not (cpu.compile or cpu.prefetch or cpu.amp)
     assert cuda.prefetch and cuda.amp and cuda.fused_optimiser and not (cuda.compile or cpu.fused_optimiser)
+    # training keeps NCHW on CUDA too (NHWC made cuDNN's bf16 weight gradients slower); synthesis uses NHWC there
+    assert cuda.channels_last is False and cpu.channels_last is False
+    assert TrainConfig(channels_last=True).resolve_speed("cuda").channels_last
     assert not TrainConfig(amp=False, prefetch=False).resolve_speed("cuda").prefetch
     assert TrainConfig.from_dict(TrainConfig(compile=True, ddp=False).to_dict()) == TrainConfig(compile=True, ddp=False)
 

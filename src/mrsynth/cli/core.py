@@ -51,7 +51,7 @@ def train(
     amp: bool = typer.Option(True, "--amp/--no-amp", help="bf16 mixed precision on CUDA."),
     ddp: Optional[bool] = typer.Option(None, "--ddp/--no-ddp", help="DistributedDataParallel over the processes torchrun starts (default: on when torchrun's WORLD_SIZE > 1); --batch-size stays the global batch."),
     compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the encoders, transformer and decoder (default: off)."),
-    channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last", help="NHWC convolutions (default: on for CUDA, off for CPU)."),
+    channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last", help="NHWC convolutions in training (default: off; synthesis uses them on CUDA)."),
     batched_encoders: Optional[bool] = typer.Option(None, "--batched-encoders/--no-batched-encoders", help="Run all contrasts' encoders as one vmapped call when all are present (default: off)."),
     prefetch: Optional[bool] = typer.Option(None, "--prefetch/--no-prefetch", help="Gather batches in a background thread (default: on for CUDA)."),
     margin: int = typer.Option(4, help="Voxels of margin around the brain bounding box."),

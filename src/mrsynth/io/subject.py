@@ -71,15 +71,16 @@ def load_subject(
     unusable files, an empty brain, no overlap with the reference, or no requested contrast.
     The files are read by up to ``workers`` threads at once (1: one after another).
     """
-    wanted = [c for c in contrasts if c in files]
+    wanted = list(dict.fromkeys(c for c in contrasts if c in files))
     if reference is None:
         if not wanted:
             raise InputError(f"subject {subject} has none of the contrasts {', '.join(contrasts)}")
         reference = wanted[0]
     elif reference not in files:
         raise InputError(f"subject {subject} has no file for the reference contrast", contrast=reference)
-    ref_original, *others = _load_all({c: files[c] for c in dict.fromkeys([reference, *wanted])}, workers)
-    loaded = dict(zip([c for c in wanted if c != reference], others))
+    order = list(dict.fromkeys([reference, *wanted]))  # the reference first, each contrast once
+    loaded = dict(zip(order, _load_all({c: files[c] for c in order}, workers)))
+    ref_original = loaded.pop(reference)
     ref_work = _clip_negative(Volume(ref_original.data.copy(), ref_original.affine, ref_original.path, reference))
     ref_ras, reorientation = reorient_to_ras(ref_work)
     volumes: dict[str, np.ndarray] = {}
@@ -87,7 +88,7 @@ def load_subject(
         if contrast == reference:
             volumes[contrast] = ref_ras.data
             continue
-        volume = _clip_negative(loaded[contrast])
+        volume = _clip_negative(loaded.pop(contrast))
         if not same_grid(volume, ref_work):
             volume = resample_to(volume, ref_work, order=1)
             if not (volume.data > 0).any():

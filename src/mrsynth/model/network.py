@@ -85,7 +85,11 @@ class MultiInputSynthesisNet(nn.Module):
 
     def set_execution(self, **changes: bool | None) -> "MultiInputSynthesisNet":
         """Switch fast paths by name (fields of :class:`ExecutionOptions`); weight values are untouched,
-        their memory layout follows ``channels_last`` (see :meth:`place`)."""
+        their memory layout follows ``channels_last`` (see :meth:`place`).
+
+        Call it before an optimiser is made for the weights: moments kept by the optimiser stay in
+        the old layout (see :func:`mrsynth.training.optimiser.load_optimiser_state`).
+        """
         self.execution = replace(self.execution, **changes)
         return self.place(next(self.parameters()).device)
 

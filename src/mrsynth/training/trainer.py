@@ -38,6 +38,7 @@ from mrsynth.training.distributed import (
     teardown_distributed,
     wrap_model,
 )
+from mrsynth.training.optimiser import load_optimiser_state, make_optimiser
 from mrsynth.training.splits import split_subjects
 
 log = logging.getLogger(__name__)
@@ -193,8 +194,7 @@ def _train(slices: SliceSet, model_config: ModelConfig, config: TrainConfig, run
         for parameter in module.parameters():
             parameter.requires_grad_(name in trainable)
     parameters = [p for p in model.parameters() if p.requires_grad]
-    optimiser = torch.optim.Adam(parameters, lr=config.learning_rate, weight_decay=config.weight_decay,
-                                 fused=speed.fused_optimiser)
+    optimiser = make_optimiser(parameters, config, speed)
 
     if val_subjects is None:
         train_subjects, val_subjects = split_subjects(slices.subjects, config.val_fraction, config.seed)
@@ -217,7 +217,7 @@ def _train(slices: SliceSet, model_config: ModelConfig, config: TrainConfig, run
             log.warning("resuming %s with other training settings than it was started with: %s", last_path,
                         "; ".join(changed))
         model.load_state_dict(saved.state_dict)
-        optimiser.load_state_dict(state["optimiser"])
+        load_optimiser_state(optimiser, state["optimiser"], speed)
         if main and saved.model_config != model_config and best_path.exists():  # only test_time_flip can differ here
             best, _ = load_checkpoint(best_path)
             best.model_config = model_config
