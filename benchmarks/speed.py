@@ -41,11 +41,11 @@ from mrsynth.training.checkpoint import Checkpoint, save_checkpoint
 from mrsynth.training.config import SpeedSettings, TrainConfig
 from mrsynth.training.optimiser import make_optimiser
 from mrsynth.training.presets import DEFAULT, PAPER
-from mrsynth.training.trainer import _autocast, build_model, train_step
+from mrsynth.training.trainer import _autocast, build_model, cudnn_autotuning, train_step
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TOP_KERNELS = 15
-SYNTHESIS_DEFAULTS = ("fast", "fast + compile")  # in inference these take the Synthesizer's layout default
+SYNTHESIS_DEFAULTS = ("fast", "fast + compile", "fast + cudnn autotune")  # in inference these take the Synthesizer's layout default
 EAGER = SpeedSettings(channels_last=False, batched_encoders=False, compile=False, prefetch=False, amp=False)
 
 
@@ -136,7 +136,11 @@ def training_run(setting: Setting, speed: SpeedSettings, device: torch.device, b
     config = TrainConfig(device=device.type, learning_rate=1e-4)
     optimiser = make_optimiser(model.parameters(), config, speed)
     batches = endless_batches(random_slices(setting, 4 * batch), batch, device, speed)
-    return lambda: train_step(model, optimiser, next(batches), config, device, speed.amp).total.item()
+
+    def run() -> None:
+        with cudnn_autotuning(speed.cudnn_benchmark):
+            train_step(model, optimiser, next(batches), config, device, speed.amp).total.item()
+    return run
 
 
 def inference_run(setting: Setting, speed: SpeedSettings, device: torch.device, batch: int) -> Callable[[], None]:
@@ -147,7 +151,7 @@ def inference_run(setting: Setting, speed: SpeedSettings, device: torch.device, 
     present = torch.ones(batch, len(setting.inputs), dtype=torch.bool, device=device)
 
     def run() -> None:
-        with torch.inference_mode(), _autocast(device, speed.amp):
+        with torch.inference_mode(), _autocast(device, speed.amp), cudnn_autotuning(speed.cudnn_benchmark):
             model(images, present, decode_individual=False).image.float().sum().item()
     return run
 
@@ -337,7 +341,7 @@ def describe(speed: SpeedSettings, device: torch.device) -> str:
     execution = ExecutionOptions(speed.channels_last, speed.batched_encoders).resolve(device.type)
     on = [name for name, value in (("channels_last", execution.channels_last), ("batched_encoders", execution.batched_encoders),
                                    ("compile", speed.compile), ("prefetch", speed.prefetch), ("bf16 autocast", speed.amp),
-                                   ("fused Adam", speed.fused_optimiser)) if value]
+                                   ("fused Adam", speed.fused_optimiser), ("cudnn autotune", speed.cudnn_benchmark)) if value]
     return ", ".join(on) or "nothing (= eager fp32)"
 
 
@@ -365,6 +369,9 @@ def variant_paths(fast: SpeedSettings, plan: Plan, device: torch.device) -> dict
         if device.type == "cuda":
             paths["bf16 autocast only"] = replace(EAGER, amp=True)
             paths["fused Adam only"] = replace(EAGER, fused_optimiser=True)
+            paths["cudnn autotune only"] = replace(EAGER, cudnn_benchmark=True)
+            paths["fast + cudnn autotune"] = replace(fast, cudnn_benchmark=True)
+            paths["fast + channels_last"] = replace(fast, channels_last=True)
     if plan.compile:
         paths["compile only"] = replace(EAGER, compile=True)
         paths["fast + compile"] = replace(fast, compile=True)

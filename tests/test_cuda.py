@@ -137,8 +137,11 @@ def test_prefetch_to_cuda_without_an_index() -> None:
 def test_training_on_cuda_with_defaults_then_synthesis_on_both_devices(tmp_path) -> None:
     slices = toy_slices(missing={1: 2})
     model_config = ModelConfig(inputs=slices.contrasts, target="flair", **TINY)
-    config = TrainConfig(epochs=3, batch_size=8, learning_rate=1e-3, val_fraction=0.25, device="cuda", progress=False)
+    config = TrainConfig(epochs=3, batch_size=8, learning_rate=1e-3, val_fraction=0.25, device="cuda", progress=False,
+                         cudnn_benchmark=True)
+    before = torch.backends.cudnn.benchmark
     result = train_model(slices, model_config, config, tmp_path / "run")
+    assert torch.backends.cudnn.benchmark == before  # the autotuning was scoped to the run
     losses = [row["train_total"] for row in result.history]
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
     checkpoint = load_checkpoint(tmp_path / "run" / "model.pt")[0]

@@ -10,7 +10,7 @@ from mrsynth.model import ModelConfig, synthesis_loss
 from mrsynth.model.network import ExecutionOptions, MultiInputSynthesisNet
 from mrsynth.training import TrainConfig, load_checkpoint, train_model
 from mrsynth.training.batches import iterate_batches, prefetch, rank_share
-from mrsynth.training.trainer import build_model
+from mrsynth.training.trainer import build_model, cudnn_autotuning
 
 from toy import toy_slices
 
@@ -74,6 +74,18 @@ def test_device_defaults() -> None:
     # training keeps NCHW on CUDA too (NHWC made cuDNN's bf16 weight gradients slower); synthesis uses NHWC there
     assert cuda.channels_last is False and cpu.channels_last is False
     assert TrainConfig(channels_last=True).resolve_speed("cuda").channels_last
+    assert not cuda.cudnn_benchmark and TrainConfig(cudnn_benchmark=True).resolve_speed("cuda").cudnn_benchmark
+    assert not TrainConfig(cudnn_benchmark=True).resolve_speed("cpu").cudnn_benchmark
+
+
+def test_cudnn_autotuning_is_scoped() -> None:
+    before = torch.backends.cudnn.benchmark
+    with cudnn_autotuning(True):
+        assert torch.backends.cudnn.benchmark
+    assert torch.backends.cudnn.benchmark == before
+    with pytest.raises(RuntimeError), cudnn_autotuning(True):
+        raise RuntimeError("a failing run")
+    assert torch.backends.cudnn.benchmark == before
     assert not TrainConfig(amp=False, prefetch=False).resolve_speed("cuda").prefetch
     assert TrainConfig.from_dict(TrainConfig(compile=True, ddp=False).to_dict()) == TrainConfig(compile=True, ddp=False)
 

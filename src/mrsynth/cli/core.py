@@ -54,6 +54,7 @@ def train(
     channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last", help="NHWC convolutions in training (default: off; synthesis uses them on CUDA)."),
     batched_encoders: Optional[bool] = typer.Option(None, "--batched-encoders/--no-batched-encoders", help="Run all contrasts' encoders as one vmapped call when all are present (default: off)."),
     prefetch: Optional[bool] = typer.Option(None, "--prefetch/--no-prefetch", help="Gather batches in a background thread (default: on for CUDA)."),
+    cudnn_benchmark: bool = typer.Option(False, "--cudnn-benchmark/--no-cudnn-benchmark", help="Let cuDNN time its algorithms for each convolution shape while training (CUDA; default: off, not yet measured)."),
     margin: int = typer.Option(4, help="Voxels of margin around the brain bounding box."),
     init_from: Optional[str] = typer.Option(None, "--init-from", help="Start from this model's weights (checkpoint, run folder or pretrained:NAME; encoders matched by contrast), 'simulator' (the shipped pretrained:sim-<target>, if one fits) or 'none' [default: the preset's: simulator for default, none for paper]."),
     layout: LayoutOpt = None,
@@ -74,7 +75,7 @@ def train(
         train_config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, patience=patience, seed=seed,
                                    device=device, amp=amp, loss_weights=_loss_weights(loss_weights), progress=progress,
                                    ddp=ddp, compile=compile, channels_last=channels_last,
-                                   batched_encoders=batched_encoders, prefetch=prefetch)
+                                   batched_encoders=batched_encoders, prefetch=prefetch, cudnn_benchmark=cudnn_benchmark)
         levers = replace(levers, encoder_features=features)
         model_config, train_config = get_preset(preset).apply(model_config, train_config, levers)
     except ValueError as error:

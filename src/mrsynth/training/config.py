@@ -22,6 +22,7 @@ class SpeedSettings:
     prefetch: bool
     amp: bool
     fused_optimiser: bool = False  # Adam's whole update in one kernel (CUDA only)
+    cudnn_benchmark: bool = False  # cuDNN times its algorithms per convolution shape (CUDA only)
 
 
 RECIPE_FIELDS = ("batch_size", "learning_rate", "weight_decay", "seed", "input_dropout", "loss_weights", "schedule",
@@ -46,7 +47,8 @@ class TrainConfig:
     ``channels_last`` (NHWC convolutions), ``batched_encoders`` (one vmapped call for the
     encoders of all contrasts when all are present), ``compile`` (``torch.compile`` of the
     encoders, spatial transformer and decoder), ``prefetch`` (batches gathered by a background
-    thread). ``amp`` is bf16 autocast on CUDA. ``ddp`` trains with DistributedDataParallel on the
+    thread), ``cudnn_benchmark`` (cuDNN times its algorithms for each convolution shape during
+    training: opt-in, not yet measured). ``amp`` is bf16 autocast on CUDA. ``ddp`` trains with DistributedDataParallel on the
     processes started by ``torchrun``: ``None`` does so whenever torchrun's ``WORLD_SIZE`` is above 1.
     """
 
@@ -70,6 +72,7 @@ class TrainConfig:
     batched_encoders: bool | None = None
     compile: bool | None = None
     prefetch: bool | None = None
+    cudnn_benchmark: bool = False
     ddp: bool | None = None
 
     def __post_init__(self) -> None:
@@ -110,6 +113,7 @@ class TrainConfig:
             prefetch=device_type == "cuda" if self.prefetch is None else self.prefetch,
             amp=self.amp and device_type == "cuda",
             fused_optimiser=device_type == "cuda",  # alone 1.03x on CUDA; the same update
+            cudnn_benchmark=self.cudnn_benchmark and device_type == "cuda",
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -11,7 +11,8 @@ import csv
 import json
 import logging
 import time
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,20 @@ def _write_history(path: Path, history: list[dict[str, float]]) -> None:
     tmp.replace(path)
 
 
+@contextmanager
+def cudnn_autotuning(enabled: bool) -> Iterator[None]:
+    """Inside the block, cuDNN times its algorithms for each new convolution shape (``cudnn.benchmark``).
+
+    The flag is process-wide, so it is restored on leaving; ``enabled=False`` leaves it as it is.
+    """
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = before or enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
 def train_model(slices: SliceSet, model_config: ModelConfig, config: TrainConfig, run_dir: str | Path, *,
                 preprocess: dict[str, Any] | None = None, training_data: dict[str, Any] | None = None,
                 resume: bool = False, overwrite: bool = False, initial_state: dict[str, torch.Tensor] | None = None,
@@ -160,10 +175,12 @@ def train_model(slices: SliceSet, model_config: ModelConfig, config: TrainConfig
     (or with ``config.ddp``), every process calls this and the ranks train one model together.
     """
     context, device = setup_distributed(config.ddp, config.device)
+    device = device or resolve_device(config.device)
     try:
-        result = _train(slices, model_config, config, Path(run_dir), context, device or resolve_device(config.device),
-                        preprocess=preprocess, training_data=training_data, resume=resume, overwrite=overwrite,
-                        initial_state=initial_state, trainable=trainable, val_subjects=val_subjects)
+        with cudnn_autotuning(config.resolve_speed(device.type).cudnn_benchmark):
+            result = _train(slices, model_config, config, Path(run_dir), context, device, preprocess=preprocess,
+                            training_data=training_data, resume=resume, overwrite=overwrite,
+                            initial_state=initial_state, trainable=trainable, val_subjects=val_subjects)
     except BaseException:
         teardown_distributed(context, wait=False)  # the other ranks may never reach a barrier
         raise
