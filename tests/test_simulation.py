@@ -12,6 +12,7 @@ import pytest
 from scipy import ndimage
 
 from mrsynth.data.simulation import (
+    TumourSize,
     LESION_LABELS,
     DeformationSettings,
     SimulationConfig,
@@ -90,6 +91,18 @@ def test_tumour_enhances_and_is_bright_on_flair(template):
     tumour = s.lesion_mask > 0
     assert s.images["flair"][tumour].mean() > 1.2 * s.images["flair"][_pure(s, "wm")].mean()
     assert _relative(s, "adc", "oedema") > 1.5
+
+
+def test_tumour_size_and_gadolinium_are_settings(template):
+    def tumour_subject(**overrides):
+        return _subject(template, seed=1, lesions=("tumour",), lesion_probability=1.0, **overrides)
+    default, larger = tumour_subject(), tumour_subject(tumour_size=TumourSize((22.0, 26.0), (22.0, 26.0)))
+    lesion = [int((s.lesion_mask > 0).sum()) for s in (default, larger)]
+    assert lesion[1] > 2 * lesion[0] > 0
+    more_gd = tumour_subject(gd_concentration_mm=0.5)
+    assert _relative(more_gd, "t1c", "enhancing") > 1.1 * _relative(default, "t1c", "enhancing")
+    with pytest.raises(ValueError, match="radius_mm"):
+        TumourSize((20.0, 10.0))
 
 
 def _mirror(mask: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, ...]:

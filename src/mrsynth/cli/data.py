@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from mrsynth.cli.app import DataOpt, DeviceOpt, LayoutOpt, _contrasts, app
+from mrsynth.errors import MrsynthError
 
 
 @app.command()
@@ -20,16 +21,33 @@ def simulate(
     snr: float = typer.Option(30.0, help="Mean white-matter signal / noise sigma."),
     field_strength: float = typer.Option(3.0, "--field-strength", help="1.5 or 3 (tesla): tissue relaxation times."),
     downsample: int = typer.Option(1, help="Simulate on a coarser grid (2: 2 mm voxels)."),
+    tumour_radius: str = typer.Option("10,20", "--tumour-radius", help="Range (mm) of a tumour's radius: LOW,HIGH."),
+    oedema_margin: str = typer.Option("8,20", "--oedema-margin", help="Range (mm) of the oedema's reach beyond the tumour: LOW,HIGH."),
+    gd_concentration: float = typer.Option(0.2, "--gd-concentration", help="Gadolinium in enhancing tumour (mM) for T1c."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a cohort already simulated in OUT."),
 ) -> None:
     """Simulate a realistic multi-contrast brain MRI cohort from the MNI152 template (no download)."""
-    from mrsynth.data.simulation import SimulationConfig, simulate_cohort
+    from mrsynth.data.simulation import SimulationConfig, TumourSize, simulate_cohort
 
+    try:
+        size = TumourSize(radius_mm=_range(tumour_radius, "--tumour-radius"), oedema_mm=_range(oedema_margin, "--oedema-margin"))
+    except ValueError as error:
+        raise MrsynthError(str(error)) from None
     config = SimulationConfig(subjects=subjects, seed=seed, contrasts=_contrasts(contrasts),
                               lesions=tuple(x for x in lesions.split(",") if x.strip()), snr=snr,
-                              field_strength=field_strength, downsample=downsample)
+                              field_strength=field_strength, downsample=downsample, tumour_size=size,
+                              gd_concentration_mm=gd_concentration)
     manifest = simulate_cohort(out, config, overwrite=overwrite)
     typer.echo(f"simulated {subjects} subjects; manifest: {manifest}")
+
+
+def _range(text: str, option: str) -> tuple[float, float]:
+    """``"LOW,HIGH"`` -> (low, high); a clear error for anything else."""
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"{option} takes two numbers LOW,HIGH (mm), e.g. 15,30; got {text!r}") from None
+    return low, high
 
 
 @app.command()

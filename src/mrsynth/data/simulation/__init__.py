@@ -7,7 +7,7 @@ follows its signal equation with partial volume, a smooth bias field and Rician 
 
 from mrsynth.data.simulation.anatomy import BrainTemplate, DeformationSettings, load_template
 from mrsynth.data.simulation.cohort import MANIFEST_NAME, simulate_cohort, subject_ids
-from mrsynth.data.simulation.lesions import LESION_LABELS, LESION_TYPES
+from mrsynth.data.simulation.lesions import LESION_LABELS, LESION_TYPES, TumourSize
 from mrsynth.data.simulation.signal import SIMULATED_CONTRASTS
 from mrsynth.data.simulation.subject import SimulatedSubject, SimulationConfig, simulate_subject
 from mrsynth.data.simulation.tissues import TISSUES, TissueParameters, tissue_table
@@ -23,6 +23,7 @@ __all__ = [
     "SimulationConfig",
     "TISSUES",
     "TissueParameters",
+    "TumourSize",
     "load_template",
     "simulate_cohort",
     "simulate_subject",

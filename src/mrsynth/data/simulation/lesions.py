@@ -38,6 +38,24 @@ _TERRITORIES: tuple[tuple[str, float, tuple[tuple[float, float], ...]], ...] = (
     ("pca", 0.2, ((5.0, 40.0), (-100.0, -55.0), (-15.0, 15.0))),
 )
 
+
+
+@dataclass(frozen=True)
+class TumourSize:
+    """Ranges (mm) drawn uniformly for each tumour: the radius of the enhancing tumour and how
+    far the oedema reaches beyond it. The defaults are a mid-sized glioma; real BraTS cases are
+    often larger (``mrsynth profile`` shows how a cohort's bright FLAIR/T2 tails compare)."""
+
+    radius_mm: tuple[float, float] = (10.0, 20.0)
+    oedema_mm: tuple[float, float] = (8.0, 20.0)
+
+    def __post_init__(self) -> None:
+        for name in ("radius_mm", "oedema_mm"):
+            low, high = getattr(self, name)
+            if not 0 < low <= high:
+                raise ValueError(f"tumour {name} must be a range 0 < low <= high, got {low}, {high}")
+
+
 # Region of MNI space holding the lateral and third ventricles (mm).
 _VENTRICLE_BOX: tuple[tuple[float, float], ...] = ((-30.0, 30.0), (-45.0, 35.0), (-5.0, 30.0))
 
@@ -130,19 +148,20 @@ def _inside(distance: np.ndarray, boundary: float, radius_vox: float) -> np.ndar
     return np.clip(0.5 + (boundary - distance) * radius_vox, 0.0, 1.0).astype(np.float32)
 
 
-def tumour(anatomy: np.ndarray, mni: np.ndarray, spacing: float, rng: np.random.Generator) -> list[Lesion]:
+def tumour(anatomy: np.ndarray, mni: np.ndarray, spacing: float, rng: np.random.Generator,
+           size: TumourSize = TumourSize()) -> list[Lesion]:
     """A glioma-like tumour in supratentorial white matter: necrotic core, enhancing rim, oedema."""
     gm, wm, _, _ = anatomy
     region = _region_mask(mni, ((-70.0, 70.0), (-90.0, 60.0), (0.0, 60.0)))
     centre = _pick((wm > 0.9) & region, rng)
     if centre is None:
         return []
-    radius_mm = rng.uniform(10.0, 20.0)
+    radius_mm = rng.uniform(*size.radius_mm)
     radii = radius_mm * rng.uniform(0.8, 1.2, 3) / spacing
     r_vox = float(radii.mean())
     rim = rng.uniform(3.0, 6.0) / radius_mm
     core_edge = max(0.3, 1.0 - rim)
-    oedema_edge = 1.0 + rng.uniform(8.0, 20.0) / radius_mm
+    oedema_edge = 1.0 + rng.uniform(*size.oedema_mm) / radius_mm
     rotation = _random_rotation(rng)
     box = _box_around(centre, float(radii.max()) * oedema_edge * 1.3 + 2, wm.shape)
     d = _ellipsoid_distance(box, centre, radii, rotation, rng, roughness=0.12)
@@ -216,15 +235,18 @@ def ms_plaques(anatomy: np.ndarray, mni: np.ndarray, spacing: float, rng: np.ran
 
 
 def random_lesions(
-    kind: str, anatomy: np.ndarray, mni: np.ndarray, spacing: float, rng: np.random.Generator
+    kind: str, anatomy: np.ndarray, mni: np.ndarray, spacing: float, rng: np.random.Generator,
+    tumour_size: TumourSize = TumourSize(),
 ) -> list[Lesion]:
     """Lesions of type ``kind`` ("tumour", "stroke", "ms") for the (gm, wm, csf, mask) ``anatomy``.
 
     ``mni`` (3, X, Y, Z) holds the template coordinates of each voxel (``SubjectAnatomy.template_mm``)
-    and ``spacing`` the voxel size in mm.
+    and ``spacing`` the voxel size in mm; ``tumour_size`` applies to tumours.
     """
-    makers = {"tumour": tumour, "stroke": stroke, "ms": ms_plaques}
-    return makers[canonical_lesion(kind)](anatomy, mni, spacing, rng)
+    kind = canonical_lesion(kind)
+    if kind == "tumour":
+        return tumour(anatomy, mni, spacing, rng, tumour_size)
+    return {"stroke": stroke, "ms": ms_plaques}[kind](anatomy, mni, spacing, rng)
 
 
 def insert_lesions(

@@ -8,7 +8,7 @@ import numpy as np
 
 from mrsynth.contrasts import canonical_contrast, parse_contrast_list
 from mrsynth.data.simulation.anatomy import BrainTemplate, DeformationSettings, load_template, random_subject_anatomy
-from mrsynth.data.simulation.lesions import canonical_lesion, insert_lesions, random_lesions
+from mrsynth.data.simulation.lesions import TumourSize, canonical_lesion, insert_lesions, random_lesions
 from mrsynth.data.simulation.signal import (
     SIMULATED_CONTRASTS,
     add_rician_noise,
@@ -33,7 +33,8 @@ class SimulationConfig:
     from ``lesions``; otherwise it is healthy. ``snr`` is, per image, the mean noise-free
     (bias-corrupted) signal of pure white matter (probability > 0.9) over the Rician noise sigma
     (None: no noise). ``bias_strength`` bounds |log bias| (0.15: about +-15 %); the gadolinium
-    concentration (mM) applies to enhancing tumour only. ``downsample`` simulates on a coarser
+    concentration (mM) applies to enhancing tumour only; ``tumour_size`` gives the ranges of the
+    tumour's radius and oedema. ``downsample`` simulates on a coarser
     grid (2: 2 mm voxels, the cheap path for tests). ADC maps are in 1e-6 mm^2/s.
     """
 
@@ -46,6 +47,7 @@ class SimulationConfig:
     snr: float | None = 30.0
     bias_strength: float = 0.15
     gd_concentration_mm: float = 0.2
+    tumour_size: TumourSize = field(default_factory=TumourSize)
     downsample: int = 1
     deformation: DeformationSettings = field(default_factory=DeformationSettings)
 
@@ -193,7 +195,8 @@ def simulate_subject(
     kind = _choose_lesion(config, lesion_rng)
     lesions = []
     if kind is not None:
-        lesions = random_lesions(kind, anatomy, subject_anatomy.template_mm(), template.spacing, lesion_rng)
+        lesions = random_lesions(kind, anatomy, subject_anatomy.template_mm(), template.spacing, lesion_rng,
+                                 config.tumour_size)
     kind = kind if lesions else None  # no plausible place found: the subject stays healthy
     names, probabilities, labels = insert_lesions(anatomy, lesions)
     mask = anatomy[3] > 0.5
