@@ -48,8 +48,9 @@ class TrainConfig:
     encoders of all contrasts when all are present), ``compile`` (``torch.compile`` of the
     encoders, spatial transformer and decoder), ``prefetch`` (batches gathered by a background
     thread), ``cudnn_benchmark`` (cuDNN times its algorithms for each convolution shape during
-    training: opt-in, not yet measured). ``amp`` is bf16 autocast on CUDA. ``ddp`` trains with DistributedDataParallel on the
-    processes started by ``torchrun``: ``None`` does so whenever torchrun's ``WORLD_SIZE`` is above 1.
+    training: opt-in, not yet measured). ``amp`` is bf16 autocast on CUDA. ``ddp`` trains with
+    DistributedDataParallel on the processes started by ``torchrun``: ``None`` does so whenever
+    torchrun's ``WORLD_SIZE`` is above 1.
     """
 
     epochs: int = 30
@@ -102,17 +103,17 @@ class TrainConfig:
         """The speed settings in force on a device of ``device_type``, every ``None`` decided."""
         return SpeedSettings(
             # channels_last: off for training everywhere. On CUDA (H200, bf16) NHWC weights made cuDNN
-            # pick a slow weight-gradient kernel: the default path trained at 982 slices/s against
-            # 1004 without NHWC in the same run, and 1096 before the weights followed the option
+            # pick a slow weight-gradient kernel: bf16 with NHWC trained at 982 slices/s, bf16 alone
+            # at 1004 in the same run, and 1096 before the weights followed the option
             # (benchmarks/README.md). Synthesis keeps the device default (NHWC on CUDA, 1.08x).
             channels_last=bool(self.channels_last),
             batched_encoders=self.batched_encoders,
-            # compile: on 2 CPU cores it did not pay back (benchmarks/README.md); on CUDA it stays
-            # opt-in until a GPU run of benchmarks/speed.py --compile shows the gain.
+            # compile: on 2 CPU cores it did not pay back; on CUDA it gave 1.19x (H200), but shapes vary
+            # with the contrasts present, each recompiles, and the compile time is unmeasured: opt-in.
             compile=bool(self.compile),
             prefetch=device_type == "cuda" if self.prefetch is None else self.prefetch,
             amp=self.amp and device_type == "cuda",
-            fused_optimiser=device_type == "cuda",  # alone 1.03x on CUDA; the same update
+            fused_optimiser=device_type == "cuda",  # the same update in one kernel; a small gain on CUDA
             cudnn_benchmark=self.cudnn_benchmark and device_type == "cuda",
         )
 

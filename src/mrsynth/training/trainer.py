@@ -175,8 +175,8 @@ def train_model(slices: SliceSet, model_config: ModelConfig, config: TrainConfig
     (or with ``config.ddp``), every process calls this and the ranks train one model together.
     """
     context, device = setup_distributed(config.ddp, config.device)
-    device = device or resolve_device(config.device)
     try:
+        device = device or resolve_device(config.device)
         with cudnn_autotuning(config.resolve_speed(device.type).cudnn_benchmark):
             result = _train(slices, model_config, config, Path(run_dir), context, device, preprocess=preprocess,
                             training_data=training_data, resume=resume, overwrite=overwrite,

@@ -39,7 +39,6 @@ _TERRITORIES: tuple[tuple[str, float, tuple[tuple[float, float], ...]], ...] = (
 )
 
 
-
 @dataclass(frozen=True)
 class TumourSize:
     """Ranges (mm) drawn uniformly for each tumour: the radius of the enhancing tumour and how
