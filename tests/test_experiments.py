@@ -157,6 +157,24 @@ def test_single_input_skips_missing_task(toy) -> None:
     assert "t1 -> adc skipped" in result.report.read_text()
 
 
+def test_a_fold_missing_from_a_later_task_fails_before_any_training(toy, capsys) -> None:
+    """4 subjects have T2, only 2 FLAIR: --folds 3 --fold 3 exists for t1 -> t2 but not for t1 -> flair."""
+    root, manifest = toy
+    rows = _csv_rows(manifest)
+    kept = [r for r in rows if not (r["contrast"] == "flair" and r["subject"] in ("sub2", "sub3"))]
+    assert len(kept) == len(rows) - 2
+    fewer = manifest.parent / "fewer_flair.csv"  # paths are relative to the manifest
+    with fewer.open("w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(kept)
+    out = root / "fold3_of_two"
+    assert main(["experiment", "single-input", "--data", str(fewer), "--out", str(out), "--quick", "--folds", "3",
+                 "--fold", "3", "--size", "16x16", "--epochs", "1", "--baselines", "linear", *_cli_common(root)]) == 2
+    assert "fold 3 does not exist: the split has folds 1 to 2" in capsys.readouterr().err
+    assert not (out / "t1_to_t2").exists()  # nothing was trained for the first task
+
+
 def test_subsets_experiment(toy) -> None:
     root, manifest = toy
     result = run_experiment("subsets", tiny(ExperimentConfig(manifest, root / "subsets", cache_dir=root / "cache")))

@@ -8,7 +8,7 @@ from mrsynth.errors import DataError, MrsynthError
 from mrsynth.evaluation.metrics import MetricTable
 from mrsynth.evaluation.evaluate import subset_label
 from mrsynth.experiments.config import ExperimentConfig
-from mrsynth.experiments.folds import FoldRecord, cross_validate, describe_folds
+from mrsynth.experiments.folds import FoldRecord, cross_validate, describe_folds, select_folds
 from mrsynth.experiments.methods import Method
 from mrsynth.experiments.results import (ExperimentResult, ResultTable, task_label, with_column, write_experiment,
                                          write_figures)
@@ -31,18 +31,23 @@ def run_single_input(config: ExperimentConfig) -> ExperimentResult:
     targets = (config.target,) if config.target else DEFAULT_TARGETS
     table, notes, figures = MetricTable(), [], []
     folds: dict[str, list[FoldRecord]] = {}
-    for target in targets:
+    tasks = []
+    for target in targets:  # every task's data first, so that a wrong --fold fails before any training
         label = task_label(inputs, target)
         try:
             prepared = load_for(config, inputs, target)
         except DataError as error:
             notes.append(f"task {label} skipped: {error}")
             continue
+        pool = test_pool(config, prepared)
+        select_folds(config.only_folds, min(config.folds, len(prepared.slices.subjects if pool is None else pool)))
+        tasks.append((target, label, prepared, pool))
+    for target, label, prepared, pool in tasks:
         notes += left_out_notes(prepared, label)
         settings = config.run_settings(target, inputs)
         task_dir = Path(config.out) / f"{subset_label(inputs)}_to_{target}"
         result = cross_validate(prepared.slices, single_input_methods(inputs, config.baselines), settings, task_dir,
-                                config.folds, config.seed, config.progress, test_pool=test_pool(config, prepared), only=config.only_folds)
+                                config.folds, config.seed, config.progress, test_pool=pool, only=config.only_folds)
         with_column(result.table, label, into=table)
         folds[label] = result.folds
         notes += fold_notes(result.folds, label)
