@@ -15,6 +15,7 @@ from mrsynth.model import ModelConfig, synthesis_loss
 from mrsynth.model.network import ExecutionOptions, MultiInputSynthesisNet
 from mrsynth.training import TrainConfig, load_checkpoint, train_model
 from mrsynth.training.batches import iterate_batches, prefetch
+from mrsynth.training.optimiser import make_optimiser
 from mrsynth.training.trainer import build_model
 
 from toy import toy_slices
@@ -109,9 +110,12 @@ def test_compiled_model_matches_eager_on_cuda() -> None:
 
 def test_build_model_with_compile_trains_on_cuda() -> None:
     config = ModelConfig(inputs=("t1", "t2", "dwi"), target="flair", **TINY)
-    model = build_model(config, TrainConfig(compile=True).resolve_speed("cuda"), CUDA)
+    train_config = TrainConfig(compile=True, learning_rate=1e-3)
+    speed = train_config.resolve_speed("cuda")
+    model = build_model(config, speed, CUDA)
     images, present, target = (t.to(CUDA) for t in _inputs())
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)  # the trainer's CUDA optimiser
+    optimiser = make_optimiser(model.parameters(), train_config, speed)  # the trainer's CUDA optimiser (fused)
+    assert optimiser.defaults["fused"]
     losses = []
     for _ in range(5):
         with torch.autocast("cuda", dtype=torch.bfloat16):
