@@ -134,3 +134,11 @@ def test_ensemble_command_combines_and_refuses_overwrite(trained, capsys) -> Non
     assert "exists already" in capsys.readouterr().err
     assert main(["ensemble", "--model", str(root / "run"), "--model", str(root / "paper"), "--out", str(root / "e2.pt")]) == 2
     assert "differs" in capsys.readouterr().err
+
+
+def test_help_shows_the_defaults_written_in_option_help(capsys) -> None:
+    # "[default: ...]" inside an option's help text must reach the user, not be read as markup
+    assert main(["experiment", "subsets", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Folds by subject [default: 5]" in text
+    assert "[default: the preset's" in text

@@ -12,7 +12,7 @@ import typer
 
 from mrsynth.contrasts import parse_contrast_list
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Robust multi-input MR image synthesis (Joyce et al., MICCAI 2017) from any subset of contrasts.")
 
 
