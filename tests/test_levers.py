@@ -101,7 +101,7 @@ def test_presets_fill_what_the_user_did_not_give() -> None:
     assert user_train.augment.enabled and user_model.context_slices == 1 and user_train.schedule == "constant"
     assert PAPER.preprocess(PreprocessConfig()) == PreprocessConfig()
     chosen = PAPER.preprocess(PreprocessConfig(), Levers(input_normalisation="percentile"))
-    assert chosen.inputs_normalisation == "percentile" and chosen.normalisation == "mean"
+    assert chosen.resolved_input_normalisation == "percentile" and chosen.normalisation == "mean"
     assert get_preset("default") is DEFAULT
     with pytest.raises(ValueError, match="paper"):
         get_preset("fancy")

@@ -63,7 +63,7 @@ class PreprocessConfig:
             object.__setattr__(self, "input_normalisation", None)
 
     @property
-    def inputs_normalisation(self) -> str:
+    def resolved_input_normalisation(self) -> str:
         """How the inputs are scaled: ``input_normalisation`` if given, else ``normalisation``."""
         return self.input_normalisation or self.normalisation
 
@@ -72,9 +72,9 @@ class PreprocessConfig:
         def words(how: str, whose: str) -> str:
             return {"mean": f"{whose} brain mean", "none": "no scaling",
                     "percentile": f"{whose} {self.percentile:g}th brain percentile"}[how]
-        if self.inputs_normalisation == self.normalisation:
+        if self.resolved_input_normalisation == self.normalisation:
             return "each volume / " + words(self.normalisation, "its")
-        return f"inputs / {words(self.inputs_normalisation, 'their')}, target / {words(self.normalisation, 'its')}"
+        return f"inputs / {words(self.resolved_input_normalisation, 'their')}, target / {words(self.normalisation, 'its')}"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form (the input settings only where they differ from the paper's, so older caches still match)."""
@@ -232,14 +232,14 @@ def prepare_subject(volumes: Mapping[str, np.ndarray], config: PreprocessConfig,
     The crop box and kept slices come from the brain of the contrasts in ``crop_from``
     (default: all). Training passes the inputs only, so that the target never decides the
     crop: at synthesis time only the inputs exist. ``target`` (if among ``volumes``) is scaled
-    by ``config.normalisation``, every other volume by ``config.inputs_normalisation``.
+    by ``config.normalisation``, every other volume by ``config.resolved_input_normalisation``.
     """
     cropping = volumes if crop_from is None else {c: volumes[c] for c in crop_from if c in volumes}
     geometry = compute_geometry(brain_mask(cropping), config)
     slices: dict[str, np.ndarray] = {}
     scales: dict[str, float] = {}
     for contrast, volume in volumes.items():
-        how = config.normalisation if contrast == target else config.inputs_normalisation
+        how = config.normalisation if contrast == target else config.resolved_input_normalisation
         scales[contrast] = normalisation_scale(volume, how, config.percentile)
         stack = extract_slices(volume, geometry)
         stack /= np.float32(scales[contrast])
