@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
@@ -92,6 +94,12 @@ def test_forest_beats_linear_on_held_out_subject(problem, fitted) -> None:
     linear_mse = _mse(fitted["linear"].predict_volume(stack), target)
     forest_mse = _mse(fitted["rf"].predict_volume(stack), target)
     assert forest_mse < 0.5 * linear_mse
+
+
+def test_forest_on_two_cores_gives_the_same_prediction(problem, fitted) -> None:
+    train, stack, _ = problem
+    parallel = ForestBaseline(replace(TINY_FOREST, n_jobs=2)).fit(train, ("a", "b"))
+    np.testing.assert_allclose(parallel.predict_volume(stack), fitted["rf"].predict_volume(stack), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", ["linear", "rf", "dedis"])

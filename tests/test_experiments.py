@@ -224,6 +224,9 @@ def test_experiment_cli_quick_and_errors(toy, capsys) -> None:
                  *_cli_common(root)])
     assert code == 2 and "--target-data" in capsys.readouterr().err
     assert main(["experiment", "nope", "--data", str(manifest), "--out", str(root / "bad")]) != 0
+    code = main(["experiment", "subsets", "--data", str(manifest), "--out", str(root / "bad"), "--forest-jobs", "0"])
+    assert code == 2 and "forest jobs" in capsys.readouterr().err
+    assert ExperimentConfig(manifest, root / "x", forest_jobs=2).run_settings("flair", ("t1",)).forest.n_jobs == 2
 
 
 def test_single_input_with_an_ensemble_and_the_paper_preset(toy) -> None:

@@ -77,6 +77,7 @@ class ExperimentConfig:
     trees: int = 30
     forest_samples: int = 10000
     forest_depth: int | None = 20
+    forest_jobs: int = 1  # CPU cores per forest (-1: all); the fitted trees do not depend on it
     dedis_epochs: int = 15
     dedis_features: int = 16
     baselines: tuple[str, ...] = ("rf", "dedis", "linear")
@@ -110,6 +111,8 @@ class ExperimentConfig:
             raise ValueError("ensemble must be at least 1 model")
         if self.trees < 1 or self.forest_samples < 1 or self.epochs < 1 or self.dedis_epochs < 1:
             raise ValueError("trees, samples, epochs must be at least 1")
+        if self.forest_jobs == 0 or self.forest_jobs < -1:
+            raise ValueError(f"forest jobs must be a number of cores (at least 1) or -1 for all, got {self.forest_jobs}")
         unknown = [name for name in self.baselines if name not in BASELINE_NAMES]
         if unknown:
             raise ValueError(f"unknown baseline(s) {', '.join(unknown)}; choose from {', '.join(BASELINE_NAMES)}")
@@ -139,7 +142,7 @@ class ExperimentConfig:
         init = self.init_from if self.init_from is not None else get_preset(self.preset).resolve(self.overrides).init_from
         preprocess = get_preset(self.preset).preprocess(PreprocessConfig(size=self.size, margin=self.margin), self.overrides)
         forest = ForestConfig(n_estimators=self.trees, samples_per_subject=self.forest_samples,
-                              max_depth=self.forest_depth, seed=self.seed)
+                              max_depth=self.forest_depth, seed=self.seed, n_jobs=self.forest_jobs)
         dedis = DedisConfig(epochs=self.dedis_epochs, batch_size=self.batch_size, features=self.dedis_features,
                             device=device, seed=self.seed)
         return RunSettings(model=model, train=train, preprocess=preprocess,
