@@ -15,6 +15,7 @@ import torch
 from mrsynth.cli import main
 from mrsynth.data.misalignment import (RigidPerturbation, misalign_subject_volume, misalign_volume,
                                        write_misaligned_dataset)
+from mrsynth.errors import MrsynthError
 from mrsynth.evaluation.evaluate import evaluate_written
 from mrsynth.experiments import ExperimentConfig, evaluate_checkpoint, run_experiment
 from mrsynth.training import load_checkpoint
@@ -263,6 +264,11 @@ def test_subsets_with_a_test_pool_and_without_per_subset_models(toy) -> None:
     assert not any(m.startswith("(A)") for m in methods) and any(m.startswith("(B)") for m in methods)
     with pytest.raises(Exception, match="not an input"):
         run_experiment("subsets", replace(config, out=root / "pool2", test_requires=("pd",)))
+    baselines_only = run_experiment("subsets", replace(config, out=root / "pool3", full_model=False))
+    assert {row.method for row in baselines_only.table("subsets").rows} == {"(C) linear"}
+    assert json.loads((root / "pool3" / "runs" / "folds.json").read_text())[0]["test_subjects"] == folds[0]["test_subjects"]
+    with pytest.raises(MrsynthError, match="nothing to run"):
+        run_experiment("subsets", replace(config, out=root / "pool4", full_model=False, baselines=()))
 
 
 def test_a_run_of_some_folds_tests_the_same_subjects_as_the_full_split_and_records_percentile_inputs(toy, capsys) -> None:

@@ -124,6 +124,7 @@ def experiment(
     init_from: Optional[str] = typer.Option(None, "--init-from", help="Start every model from this model's weights, 'simulator' (the shipped pretrained:sim-<target>) or 'none' [default: the preset's]."),
     test_requires: Optional[str] = typer.Option(None, "--test-requires", help="Test folds only over subjects with all these contrasts, e.g. t1,t2 (the others always train) [subsets]."),
     per_subset: Optional[bool] = typer.Option(None, "--per-subset/--no-per-subset", help="subsets: also train (A), one model per input subset [default: yes]."),
+    full_model: Optional[bool] = typer.Option(None, "--full-model/--no-full-model", help="subsets: train (B), the one model for all inputs; --no-full-model fits only (A) and/or the baselines [default: yes]."),
     ensemble: Optional[int] = typer.Option(None, "--ensemble", help="Models per method, trained with seeds seed, seed+1, ... and averaged [default: 1]."),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write the Fig. 4 / Fig. 2 style PNGs."),
     resume: bool = typer.Option(False, "--resume", help="Continue interrupted model runs instead of retraining."),
@@ -148,7 +149,7 @@ def experiment(
             baselines=_baselines(baselines),
             target_data=target_data, target_layout=target_layout, finetune_epochs=finetune_epochs,
             misaligned=_contrasts(misaligned)[0] if misaligned else None, init_from=init_from, ensemble=ensemble, layout=layout,
-            test_requires=_contrasts(test_requires) if test_requires else None, per_subset_models=per_subset,
+            test_requires=_contrasts(test_requires) if test_requires else None, per_subset_models=per_subset, full_model=full_model,
             only_folds=tuple(fold) if fold else None, cache_dir=cache_dir,
             figures=figures, resume=resume, progress=progress)
     except ValueError as error:

@@ -93,6 +93,7 @@ class ExperimentConfig:
     ensemble: int = 1
     test_requires: tuple[str, ...] = ()
     per_subset_models: bool = True
+    full_model: bool = True  # subsets: train (B), the one all-inputs model; False runs (A) and/or the baselines alone
     only_folds: tuple[int, ...] = ()
     max_angle: float = 8.0
     max_shift: float = 2.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mrsynth.errors import MrsynthError
 from mrsynth.evaluation.evaluate import all_subsets, subset_label
 from mrsynth.experiments.config import ExperimentConfig
 from mrsynth.experiments.folds import cross_validate, describe_folds
@@ -15,15 +16,18 @@ SUBSET_BASELINES = ("rf", "linear")  # multi-input baselines (DEDIS takes one in
 FULL_MODEL = "(B) proposed, one model, missing inputs"
 
 
-def subset_methods(inputs: tuple[str, ...], baselines: tuple[str, ...], per_subset: bool = True) -> list[Method]:
+def subset_methods(inputs: tuple[str, ...], baselines: tuple[str, ...], per_subset: bool = True,
+                   full_model: bool = True) -> list[Method]:
     """(A) one model per subset, (B) the all-inputs model tested on every subset, (C) baselines per subset.
 
     The (A) model for the full set is the (B) model (same training), so it is trained once per fold.
-    ``per_subset=False`` leaves (A) out (it trains one model per subset and fold).
+    ``per_subset=False`` leaves (A) out (it trains one model per subset and fold); ``full_model=False``
+    leaves (B) out, e.g. to fit the baselines on the folds of an earlier run in a separate process.
     """
     subsets = all_subsets(inputs)
     methods = [Method.model("(A) proposed, one model per subset", subset) for subset in subsets] if per_subset else []
-    methods.append(Method.model(FULL_MODEL, inputs, every_subset=True))
+    if full_model:
+        methods.append(Method.model(FULL_MODEL, inputs, every_subset=True))
     for name in (b for b in baselines if b in SUBSET_BASELINES):
         methods += [Method.baseline(name, subset, label=f"(C) {name}") for subset in subsets]
     return methods
@@ -35,7 +39,10 @@ def run_subsets(config: ExperimentConfig) -> ExperimentResult:
     target = config.target or DEFAULT_TARGET
     prepared = load_for(config, inputs, target)
     settings = config.run_settings(target, inputs)
-    result = cross_validate(prepared.slices, subset_methods(inputs, config.baselines, config.per_subset_models), settings,
+    methods = subset_methods(inputs, config.baselines, config.per_subset_models, config.full_model)
+    if not methods:
+        raise MrsynthError("subsets: nothing to run: --no-full-model with --no-per-subset needs a baseline (--baselines rf,linear)")
+    result = cross_validate(prepared.slices, methods, settings,
                             config.out / "runs", config.folds, config.seed, config.progress,
                             test_pool=test_pool(config, prepared), only=config.only_folds)
     notes = left_out_notes(prepared, "subsets") + fold_notes(result.folds, "subsets")
