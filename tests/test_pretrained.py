@@ -7,7 +7,7 @@ import csv
 import pytest
 
 from mrsynth.experiments.evaluate_model import evaluate_checkpoint
-from mrsynth.pretrained import model_card, resolve_model_path, shipped_models
+from mrsynth.pretrained import describe_shipped_models, model_card, resolve_model_path, shipped_models
 from mrsynth.errors import CheckpointError
 
 needs_shipped_flair = pytest.mark.skipif("flair" not in shipped_models(), reason="no pretrained:flair model in this installation")
@@ -37,3 +37,11 @@ def test_shipped_flair_model_on_a_real_case(shared_data, tmp_path) -> None:
 def test_unknown_shipped_model_is_a_clear_error() -> None:
     with pytest.raises(CheckpointError, match="shipped"):
         resolve_model_path("pretrained:nonexistent")
+
+
+@needs_shipped_flair
+def test_models_listing_gives_each_subsets_error_beside_the_forests() -> None:
+    card = model_card("flair")
+    listing = describe_shipped_models()
+    for subset, value in card["crossval_mse"].items():
+        assert f"cross-validated MSE {subset}: {value}  (random forest, same folds: {card['crossval_forest_mse'][subset]})" in listing

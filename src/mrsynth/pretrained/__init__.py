@@ -61,6 +61,10 @@ def describe_shipped_models() -> str:
         for key in ("training_data", "licences", "input_requirements", "command"):
             if key in card:
                 lines.append(f"  {key.replace('_', ' ')}: {card[key]}")
+        if "crossval_note" in card:
+            lines.append(f"  cross-validation: {card['crossval_note']}")
+        forest = card.get("crossval_forest_mse", {})
         for subset, value in card.get("crossval_mse", {}).items():
-            lines.append(f"  cross-validated MSE {subset}: {value}")
+            beside = f"  (random forest, same folds: {forest[subset]})" if subset in forest else ""
+            lines.append(f"  cross-validated MSE {subset}: {value}{beside}")
     return "\n".join(line for line in lines if line)
