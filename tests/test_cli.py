@@ -140,5 +140,5 @@ def test_help_shows_the_defaults_written_in_option_help(capsys) -> None:
     # "[default: ...]" inside an option's help text must reach the user, not be read as markup
     assert main(["experiment", "subsets", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert "Folds by subject [default: 5]" in text
+    assert "Folds by subject; as many as the test subjects or more is leave-one-out [default: 5]" in text
     assert "[default: the preset's" in text

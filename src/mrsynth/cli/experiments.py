@@ -102,7 +102,7 @@ def experiment(
     quick: bool = typer.Option(False, "--quick", help="Tiny settings for a smoke run (32x32, 2 epochs, 3 trees); other options still override."),
     inputs: Optional[str] = typer.Option(None, "--inputs", help="Input contrasts (default: the paper's for this experiment)."),
     target: Optional[str] = typer.Option(None, "--target", help="Target contrast (default: the paper's)."),
-    folds: Optional[int] = typer.Option(None, help="Folds by subject [default: 5]."),
+    folds: Optional[int] = typer.Option(None, help="Folds by subject; as many as the test subjects or more is leave-one-out [default: 5]."),
     fold: Optional[list[int]] = typer.Option(None, "--fold", help="Run only this fold (from 1; repeatable) of the same split, e.g. to spread the folds over processes, each with its own --out [default: all]."),
     epochs: Optional[int] = typer.Option(None, help="Epochs per model [default: 15]."),
     size: Optional[str] = typer.Option(None, help="Working slice size HEIGHTxWIDTH [default: 64x64]."),
