@@ -104,7 +104,7 @@ def experiment(
     target: Optional[str] = typer.Option(None, "--target", help="Target contrast (default: the paper's)."),
     folds: Optional[int] = typer.Option(None, help="Folds by subject; as many as the test subjects or more is leave-one-out [default: 5]."),
     fold: Optional[list[int]] = typer.Option(None, "--fold", help="Run only this fold (from 1; repeatable) of the same split, e.g. to spread the folds over processes, each with its own --out [default: all]."),
-    epochs: Optional[int] = typer.Option(None, help="Epochs per model [default: 15]."),
+    epochs: Optional[int] = typer.Option(None, help="Epochs per model [default: 30, as mrsynth train]."),
     size: Optional[str] = typer.Option(None, help="Working slice size HEIGHTxWIDTH [default: 64x64]."),
     features: Optional[int] = typer.Option(None, "--features", help="Encoder width [default: the preset's, 16 default, 32 paper]."),
     latent_channels: Optional[int] = typer.Option(None, "--latent-channels", help="Latent channels [default: 16]."),
