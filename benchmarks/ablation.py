@@ -25,7 +25,7 @@ import numpy as np
 TABLES = ("single_input.csv", "subsets.csv", "misalignment.csv")
 
 
-FOLD_ONLY_SETTINGS = {"out", "only_folds", "resume", "progress", "figures"}  # what runs of one split may differ in
+FOLD_ONLY_SETTINGS = {"out", "only_folds", "resume", "progress", "figures", "forest_jobs"}  # what runs of one split may differ in
 
 
 def _same_file(a: object, b: object) -> bool:

@@ -99,6 +99,7 @@ def test_forest_beats_linear_on_held_out_subject(problem, fitted) -> None:
 def test_forest_on_two_cores_gives_the_same_prediction(problem, fitted) -> None:
     train, stack, _ = problem
     parallel = ForestBaseline(replace(TINY_FOREST, n_jobs=2)).fit(train, ("a", "b"))
+    assert parallel.forest.n_jobs == 2
     np.testing.assert_allclose(parallel.predict_volume(stack), fitted["rf"].predict_volume(stack), rtol=1e-5, atol=1e-6)
 
 

@@ -142,3 +142,9 @@ def test_help_shows_the_defaults_written_in_option_help(capsys) -> None:
     text = " ".join(capsys.readouterr().out.split())
     assert "Folds by subject; as many as the test subjects or more is leave-one-out [default: 5]" in text
     assert "[default: the preset's" in text
+
+
+def test_bare_command_prints_its_help_on_stdout(capsys) -> None:
+    assert main([]) == 2
+    captured = capsys.readouterr()
+    assert "Usage" in captured.out and "experiment" in captured.out and captured.err == ""

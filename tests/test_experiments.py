@@ -226,7 +226,10 @@ def test_experiment_cli_quick_and_errors(toy, capsys) -> None:
     assert code == 2 and "--target-data" in capsys.readouterr().err
     assert main(["experiment", "nope", "--data", str(manifest), "--out", str(root / "bad")]) != 0
     code = main(["experiment", "subsets", "--data", str(manifest), "--out", str(root / "bad"), "--forest-jobs", "0"])
-    assert code == 2 and "forest jobs" in capsys.readouterr().err
+    assert code == 2 and "--forest-jobs" in capsys.readouterr().err
+    code = main(["experiment", "subsets", "--data", str(manifest), "--out", str(root / "bad"), "--no-full-model",
+                 "--no-per-subset", "--baselines", "none"])
+    assert code == 2 and "nothing to run" in capsys.readouterr().err
     assert ExperimentConfig(manifest, root / "x", forest_jobs=2).run_settings("flair", ("t1",)).forest.n_jobs == 2
 
 
@@ -266,6 +269,8 @@ def test_subsets_with_a_test_pool_and_without_per_subset_models(toy) -> None:
         run_experiment("subsets", replace(config, out=root / "pool2", test_requires=("pd",)))
     baselines_only = run_experiment("subsets", replace(config, out=root / "pool3", full_model=False))
     assert {row.method for row in baselines_only.table("subsets").rows} == {"(C) linear"}
+    report = (root / "pool3" / "report.md").read_text()
+    assert "(C) baselines fitted per subset" in report and "(B) one model trained" not in report
     assert json.loads((root / "pool3" / "runs" / "folds.json").read_text())[0]["test_subjects"] == folds[0]["test_subjects"]
     with pytest.raises(MrsynthError, match="nothing to run"):
         run_experiment("subsets", replace(config, out=root / "pool4", full_model=False, baselines=()))

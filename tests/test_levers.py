@@ -182,6 +182,11 @@ def test_resuming_a_finished_run_with_another_flip_rewrites_the_best_model(tmp_p
     train_model(slices, with_flip, replace(config, learning_rate=5e-4, epochs=2), tmp_path / "run", resume=True)
     assert "other training settings than it was started with: learning_rate 0.001 -> 0.0005" in caplog.text
     assert "epochs" not in caplog.text.split("started with:")[1]  # a longer run is not a different recipe
+    assert "cosine" not in caplog.text  # with a constant rate, a longer run just goes on
+    cosine = replace(config, schedule="cosine")
+    train_model(slices, with_flip, cosine, tmp_path / "cosine", preprocess=PreprocessConfig().to_dict())
+    train_model(slices, with_flip, replace(cosine, epochs=2), tmp_path / "cosine", resume=True)
+    assert "for 2 epochs, where it was started for 1: its cosine learning rate" in caplog.text
     with pytest.raises(MrsynthError, match="other preprocessing"):
         train_model(slices, with_flip, config, tmp_path / "run", resume=True,
                     preprocess=PreprocessConfig(input_normalisation="percentile").to_dict())

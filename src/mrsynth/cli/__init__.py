@@ -13,9 +13,10 @@ import sys
 import typer
 
 try:  # recent typer ships its own copy of click, whose exceptions are not click's
-    from typer._click.exceptions import ClickException
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
 except ImportError:  # older typer uses click itself
     from click import ClickException
+    from click.exceptions import NoArgsIsHelpError
 
 from mrsynth.cli.app import app
 from mrsynth.errors import MrsynthError
@@ -33,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     except MrsynthError as error:
         typer.echo(f"mrsynth: error: {error}", err=True)
         return 2
+    except NoArgsIsHelpError as error:  # a bare command: its help on stdout, where users page it
+        typer.echo(error.ctx.get_help() if error.ctx is not None else str(error))
+        return error.exit_code
     except ClickException as error:
         error.show()
         return error.exit_code

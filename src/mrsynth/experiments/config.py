@@ -113,7 +113,7 @@ class ExperimentConfig:
         if self.trees < 1 or self.forest_samples < 1 or self.epochs < 1 or self.dedis_epochs < 1:
             raise ValueError("trees, samples, epochs must be at least 1")
         if self.forest_jobs == 0 or self.forest_jobs < -1:
-            raise ValueError(f"forest jobs must be a number of cores (at least 1) or -1 for all, got {self.forest_jobs}")
+            raise ValueError(f"forest_jobs (--forest-jobs) must be a number of cores (at least 1) or -1 for all, got {self.forest_jobs}")
         unknown = [name for name in self.baselines if name not in BASELINE_NAMES]
         if unknown:
             raise ValueError(f"unknown baseline(s) {', '.join(unknown)}; choose from {', '.join(BASELINE_NAMES)}")

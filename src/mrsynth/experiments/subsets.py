@@ -37,11 +37,12 @@ def run_subsets(config: ExperimentConfig) -> ExperimentResult:
     """Cross-validate (A), (B) and (C) on the same folds; columns are the input subsets."""
     inputs = config.inputs or DEFAULT_INPUTS
     target = config.target or DEFAULT_TARGET
-    prepared = load_for(config, inputs, target)
-    settings = config.run_settings(target, inputs)
     methods = subset_methods(inputs, config.baselines, config.per_subset_models, config.full_model)
     if not methods:
-        raise MrsynthError("subsets: nothing to run: --no-full-model with --no-per-subset needs a baseline (--baselines rf,linear)")
+        raise MrsynthError("subsets: nothing to run: without (A) per-subset models and without (B), the full model "
+                           "(--no-per-subset --no-full-model), a baseline is needed (--baselines rf,linear)")
+    prepared = load_for(config, inputs, target)
+    settings = config.run_settings(target, inputs)
     result = cross_validate(prepared.slices, methods, settings,
                             config.out / "runs", config.folds, config.seed, config.progress,
                             test_pool=test_pool(config, prepared), only=config.only_folds)
@@ -52,10 +53,12 @@ def run_subsets(config: ExperimentConfig) -> ExperimentResult:
     if config.figures and full in first.checkpoints:
         figures = write_figures(first.checkpoints[full], prepared.slices.select_subjects(first.test_subjects),
                                 config.out, settings.train.device)
+    ran = {method.label[:3] for method in methods}
+    legend = [text for key, text in (("(A)", "(A) one model trained per subset"),
+                                     ("(B)", "(B) one model trained on all inputs, tested with inputs missing"),
+                                     ("(C)", "(C) baselines fitted per subset")) if key in ran]
     caption = (f"Table 2 layout: synthesising {target} from every subset of {subset_label(inputs)} "
-               f"(columns), {describe_folds(result.folds)}, same folds for every row. "
-               "(A) one model trained per subset; (B) one model trained on all inputs, tested with inputs missing; "
-               "(C) baselines fitted per subset.")
+               f"(columns), {describe_folds(result.folds)}, same folds for every row. " + "; ".join(legend) + ".")
     item = ResultTable("subsets", f"Multi-input synthesis of {target} (Table 2)", result.table, caption)
     return write_experiment("subsets", "Experiment: any subset of inputs (paper Table 2)", config.out, [item],
                             config.to_dict(), figures, notes, {"subsets": result.folds})

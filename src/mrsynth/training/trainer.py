@@ -233,6 +233,10 @@ def _train(slices: SliceSet, model_config: ModelConfig, config: TrainConfig, run
         if changed and main:
             log.warning("resuming %s with other training settings than it was started with: %s", last_path,
                         "; ".join(changed))
+        planned = saved.train_config.epochs if saved.train_config is not None else config.epochs
+        if main and config.schedule == "cosine" and planned != config.epochs:
+            log.warning("resuming %s for %d epochs, where it was started for %d: its cosine learning rate now follows "
+                        "the new length, so the rate jumps at the epoch it resumes from", last_path, config.epochs, planned)
         model.load_state_dict(saved.state_dict)
         load_optimiser_state(optimiser, state["optimiser"], speed)
         if main and saved.model_config != model_config and best_path.exists():  # only test_time_flip can differ here
