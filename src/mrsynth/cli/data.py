@@ -1,4 +1,4 @@
-"""Built-in data commands: simulate a cohort, and the demo (the main job)."""
+"""Data commands: simulate a cohort, profile intensities, prepare slices for another machine, and the demo (the main job)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from mrsynth.cli.app import DataOpt, DeviceOpt, LayoutOpt, _contrasts, app
+from mrsynth.cli.app import DataOpt, DeviceOpt, InputNormOpt, LayoutOpt, PresetOpt, _contrasts, _size, app
 from mrsynth.errors import MrsynthError
 
 
@@ -66,6 +66,39 @@ def profile(
     if against is not None:
         profiles.append((str(against), profile_dataset(against, wanted, None, max_subjects)))
     typer.echo(profiles_markdown(profiles))
+
+
+@app.command()
+def prepare(
+    data: DataOpt,
+    inputs: str = typer.Option(..., "--inputs", help="Input contrasts in order, as the runs that use the slices will give them."),
+    target: str = typer.Option(..., "--target", help="Contrast to synthesise."),
+    out: Path = typer.Option(..., "--out", help="New folder for the slices (meta.json and .npy arrays); give it as --data."),
+    size: str = typer.Option("128x128", help="Working slice size HEIGHTxWIDTH, as the runs will use."),
+    margin: int = typer.Option(4, help="Voxels of margin around the brain bounding box."),
+    preset: PresetOpt = "default",
+    input_normalisation: InputNormOpt = None,
+    layout: LayoutOpt = None,
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Preprocess a dataset once into a folder of slices that train, evaluate and experiment accept as --data
+    (for a machine that cannot see the images)."""
+    from mrsynth.data.prepared import write_prepared
+    from mrsynth.data.preprocessing import PreprocessConfig
+    from mrsynth.io.layouts import discover_dataset
+    from mrsynth.training.presets import Levers, get_preset
+
+    try:
+        config = get_preset(preset).preprocess(PreprocessConfig(size=_size(size), margin=margin),
+                                               Levers(input_normalisation=input_normalisation))
+    except ValueError as error:
+        raise MrsynthError(str(error)) from None
+    index = discover_dataset(data, layout)
+    prepared = write_prepared(index, _contrasts(inputs), _contrasts(target)[0], config, out, progress=progress)
+    slices = prepared.slice_set
+    typer.echo(f"prepared {len(slices.subjects)} subjects, {len(slices.subject)} slices of {size} in {out}"
+               + (f"; left out {len(prepared.left_out)}: " + "; ".join(f"{n} ({r})" for n, r in prepared.left_out)
+                  if prepared.left_out else ""))
 
 
 @app.command()

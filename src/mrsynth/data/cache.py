@@ -24,14 +24,14 @@ from tqdm.auto import tqdm
 from mrsynth.data.preprocessing import PreprocessConfig, SliceGeometry, prepare_subject
 from mrsynth.data.slices import SliceSet
 from mrsynth.errors import DataError, InputError
-from mrsynth.io.layouts import DatasetIndex, subject_exclusion
+from mrsynth.io.layouts import PREPARED_MARKER, DatasetIndex, subject_exclusion
 from mrsynth.io.subject import load_subject
 
 logger = logging.getLogger(__name__)
 
 #: Bump when the cache's content or layout changes; old cache folders are then ignored.
 CACHE_FORMAT_VERSION = 2  # 2: crop from the inputs only, never the target
-_META = "meta.json"
+META_FILE = PREPARED_MARKER  # the same file marks a folder given to mrsynth prepare
 _ARRAYS = ("inputs", "present", "target", "subject", "slice_index")
 
 
@@ -149,8 +149,9 @@ def _build_in_memory(index, inputs, target, config, progress) -> PreparedDataset
     return PreparedDataset(slice_set, left_out, infos)
 
 
-def _write_cache(index, inputs, target, config, progress, folder: Path) -> None:
-    """Build the cache in a temporary folder next to ``folder`` and rename it into place."""
+def write_cache_folder(index: DatasetIndex, inputs: tuple[str, ...], target: str, config: PreprocessConfig,
+                       progress: bool, folder: Path) -> None:
+    """Preprocess into a temporary folder next to ``folder`` and rename it into place (complete or absent)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
     try:
@@ -176,11 +177,11 @@ def _write_cache(index, inputs, target, config, progress, folder: Path) -> None:
         meta = {"version": CACHE_FORMAT_VERSION, "subjects": names, "contrasts": list(inputs), "target": target,
                 "config": config.to_dict(), "left_out": left_out, "subject_info": infos,
                 "dataset": {"root": str(index.root), "layout": index.layout}}
-        (tmp / _META).write_text(json.dumps(meta, indent=1))
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
         try:
             os.rename(tmp, folder)
         except OSError:
-            if not (folder / _META).is_file():  # not a concurrent writer that won the race
+            if not (folder / META_FILE).is_file():  # not a concurrent writer that won the race
                 raise
     finally:
         if tmp.exists():
@@ -207,8 +208,9 @@ def _merge_parts(parts: Path, counts: list[int], n_inputs: int, size: tuple[int,
         del merged
 
 
-def _load_cache(folder: Path) -> PreparedDataset:
-    meta = json.loads((folder / _META).read_text())
+def load_cache_folder(folder: Path) -> PreparedDataset:
+    """The slice set of a folder written by :func:`write_cache_folder`, memory-mapped."""
+    meta = json.loads((folder / META_FILE).read_text())
     arrays = {key: np.load(folder / f"{key}.npy", mmap_mode="r") for key in _ARRAYS}
     slice_set = SliceSet(subjects=tuple(meta["subjects"]), contrasts=tuple(meta["contrasts"]), **arrays)
     infos = {name: SubjectInfo.from_dict(d) for name, d in meta["subject_info"].items()}
@@ -239,16 +241,16 @@ def prepare_dataset(
     if cache_dir is None:
         return _build_in_memory(index, inputs, target, config, progress)
     folder = Path(cache_dir) / f"slices-{cache_key(index, inputs, target, config)[:24]}"
-    if (folder / _META).is_file():
+    if (folder / META_FILE).is_file():
         try:
-            return _load_cache(folder)
+            return load_cache_folder(folder)
         except (OSError, ValueError, KeyError) as exc:
             logger.warning("cache %s is damaged (%s); rebuilding it", folder, exc)
             shutil.rmtree(folder, ignore_errors=True)
     if folder.exists():  # incomplete leftover (no meta.json): start again
         shutil.rmtree(folder, ignore_errors=True)
-    _write_cache(index, inputs, target, config, progress, folder)
-    result = _load_cache(folder)
+    write_cache_folder(index, inputs, target, config, progress, folder)
+    result = load_cache_folder(folder)
     result.cache_hit = False
     return result
 

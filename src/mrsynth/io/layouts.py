@@ -31,6 +31,15 @@ BRATS_SUFFIXES: dict[str, str] = {
 
 _MAX_DEPTH = 6
 
+#: The file that marks a folder of prepared slices (``mrsynth prepare``) rather than images.
+PREPARED_MARKER = "meta.json"
+
+
+def is_prepared_folder(path: str | Path) -> bool:
+    """Whether ``path`` is a folder of preprocessed slices written by ``mrsynth prepare``."""
+    path = Path(path).expanduser()
+    return path.is_dir() and (path / PREPARED_MARKER).is_file() and (path / "inputs.npy").is_file()
+
 
 @dataclass
 class SubjectFiles:
@@ -335,6 +344,9 @@ def discover_dataset(data: str | Path, layout: str | None = None) -> DatasetInde
     root = Path(data).expanduser()
     if not root.exists():
         raise DataError(f"dataset not found: {root} does not exist")
+    if is_prepared_folder(root):
+        raise DataError(f"{root} holds prepared slices (mrsynth prepare), not images; this command needs the "
+                        "original dataset (train, evaluate and the cross-validated experiments accept prepared slices)")
     if layout is not None:
         layout = layout.strip().lower()
         if layout not in LAYOUTS:

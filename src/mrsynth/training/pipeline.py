@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mrsynth.data.cache import build_slice_set
+from mrsynth.data.prepared import load_prepared
 from mrsynth.data.preprocessing import PreprocessConfig
 from mrsynth.data.slices import SliceSet
 from mrsynth.errors import DataError
-from mrsynth.io.layouts import discover_dataset
+from mrsynth.io.layouts import discover_dataset, is_prepared_folder
 from mrsynth.model import ModelConfig
 from mrsynth.training.config import TrainConfig
 from mrsynth.training.trainer import TrainResult, train_model
@@ -37,14 +38,22 @@ def default_cache_dir() -> Path:
 
 def load_task_data(data: str | Path, inputs: tuple[str, ...], target: str, preprocess: PreprocessConfig,
                    layout: str | None = None, cache_dir: Path | None = None, progress: bool = True) -> PreparedData:
-    """Discover ``data``, keep subjects that have the target and at least one input, and slice them."""
-    index = discover_dataset(data, layout)
-    slices, left_out = build_slice_set(index, inputs, target, preprocess, cache_dir=cache_dir, progress=progress)
+    """Discover ``data``, keep subjects that have the target and at least one input, and slice them.
+
+    ``data`` may also be a folder of slices written by ``mrsynth prepare`` for this task and preprocessing.
+    """
+    if is_prepared_folder(data):
+        prepared = load_prepared(Path(data), inputs, target, preprocess)
+        slices, left_out, layout_name = prepared.slice_set, prepared.left_out, "prepared"
+    else:
+        index = discover_dataset(data, layout)
+        slices, left_out = build_slice_set(index, inputs, target, preprocess, cache_dir=cache_dir, progress=progress)
+        layout_name = index.layout
     if len(slices.subjects) == 0:
         raise DataError(f"{data}: no subject has {target} and any of {', '.join(inputs)}")
     for name, reason in left_out:
         log.warning("left out subject %s: %s", name, reason)
-    description = {"data": str(data), "layout": index.layout, "subjects": list(slices.subjects),
+    description = {"data": str(data), "layout": layout_name, "subjects": list(slices.subjects),
                    "left_out": [list(item) for item in left_out]}
     return PreparedData(slices=slices, left_out=left_out, description=description)
 
