@@ -15,7 +15,7 @@ import torch
 from mrsynth.cli import main
 from mrsynth.data.misalignment import (RigidPerturbation, misalign_subject_volume, misalign_volume,
                                        write_misaligned_dataset)
-from mrsynth.errors import MrsynthError
+from mrsynth.errors import DataError, MrsynthError
 from mrsynth.evaluation.evaluate import evaluate_written
 from mrsynth.experiments import ExperimentConfig, evaluate_checkpoint, run_experiment
 from mrsynth.training import load_checkpoint
@@ -149,13 +149,13 @@ def test_single_input_experiment_cli_quick(toy, capsys) -> None:
     assert (out / "t1_to_flair_fig4_synthesis.png").is_file()
 
 
-def test_single_input_skips_missing_task(toy) -> None:
+def test_single_input_without_any_runnable_task_is_an_error(toy) -> None:
     root, manifest = toy
     config = tiny(ExperimentConfig(manifest, root / "single_adc", target="adc", baselines=("linear",),
                                    cache_dir=root / "cache"))
-    result = run_experiment("single-input", config)
-    assert len(result.table("single_input")) == 0 and any("skipped" in n for n in result.notes)
-    assert "t1 -> adc skipped" in result.report.read_text()
+    with pytest.raises(DataError, match="no single-input task can run: task t1 -> adc skipped"):
+        run_experiment("single-input", config)
+    assert not (root / "single_adc" / "report.md").exists()
 
 
 def test_a_fold_missing_from_a_later_task_fails_before_any_training(toy, capsys) -> None:

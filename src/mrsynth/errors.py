@@ -31,3 +31,7 @@ class CheckpointError(MrsynthError):
 
 class DataError(MrsynthError):
     """A dataset that cannot be used as asked (no subjects, no target, unknown layout)."""
+
+
+class PreparedMismatchError(DataError):
+    """A folder of prepared slices (``mrsynth prepare``) was made for another task or preprocessing."""

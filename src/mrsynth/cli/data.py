@@ -94,11 +94,12 @@ def prepare(
     except ValueError as error:
         raise MrsynthError(str(error)) from None
     index = discover_dataset(data, layout)
-    prepared = write_prepared(index, _contrasts(inputs), _contrasts(target)[0], config, out, progress=progress)
+    prepared = write_prepared(index, _contrasts(inputs), _contrasts(target)[0], config, out.expanduser(),
+                              progress=progress)
     slices = prepared.slice_set
-    typer.echo(f"prepared {len(slices.subjects)} subjects, {len(slices.subject)} slices of {size} in {out}"
-               + (f"; left out {len(prepared.left_out)}: " + "; ".join(f"{n} ({r})" for n, r in prepared.left_out)
-                  if prepared.left_out else ""))
+    summary = f"prepared {len(slices.subjects)} subjects, {len(slices.subject)} slices of {size} in {out}"
+    left_out = "; ".join(f"{name} ({reason})" for name, reason in prepared.left_out)
+    typer.echo(summary + (f"; left out {len(prepared.left_out)}: {left_out}" if left_out else ""))
 
 
 @app.command()

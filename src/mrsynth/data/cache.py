@@ -68,6 +68,14 @@ class PreparedDataset:
     cache_hit: bool = False
 
 
+def check_task(inputs: tuple[str, ...], target: str) -> None:
+    """A :class:`DataError` unless ``inputs -> target`` is a task: some inputs, the target not among them."""
+    if not inputs:
+        raise DataError("no input contrast given")
+    if target in inputs:
+        raise DataError(f"the target {target} is also listed as an input")
+
+
 def cache_key(index: DatasetIndex, inputs: tuple[str, ...], target: str, config: PreprocessConfig) -> str:
     """Hash of everything the slice set depends on (files' paths, sizes, mtimes; task; settings)."""
     files = []
@@ -234,10 +242,7 @@ def prepare_dataset(
     With ``cache_dir`` the result is cached on disk and memory-mapped back.
     """
     inputs = tuple(inputs)
-    if not inputs:
-        raise DataError("no input contrast given")
-    if target in inputs:
-        raise DataError(f"the target {target} is also listed as an input")
+    check_task(inputs, target)
     if cache_dir is None:
         return _build_in_memory(index, inputs, target, config, progress)
     folder = Path(cache_dir) / f"slices-{cache_key(index, inputs, target, config)[:24]}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mrsynth.errors import DataError, MrsynthError
+from mrsynth.errors import DataError, MrsynthError, PreparedMismatchError
 from mrsynth.evaluation.metrics import MetricTable
 from mrsynth.evaluation.evaluate import subset_label
 from mrsynth.experiments.config import ExperimentConfig
@@ -36,12 +36,16 @@ def run_single_input(config: ExperimentConfig) -> ExperimentResult:
         label = task_label(inputs, target)
         try:
             prepared = load_for(config, inputs, target)
+        except PreparedMismatchError:
+            raise
         except DataError as error:
             notes.append(f"task {label} skipped: {error}")
             continue
         pool = test_pool(config, prepared)
         select_folds(config.only_folds, min(config.folds, len(prepared.slices.subjects if pool is None else pool)))
         tasks.append((target, label, prepared, pool))
+    if not tasks:
+        raise DataError("no single-input task can run: " + "; ".join(notes))
     for target, label, prepared, pool in tasks:
         notes += left_out_notes(prepared, label)
         settings = config.run_settings(target, inputs)

@@ -8,6 +8,7 @@ of subject folders whose file names contain a contrast name). Nothing here reads
 from __future__ import annotations
 
 import csv
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,9 +37,15 @@ PREPARED_MARKER = "meta.json"
 
 
 def is_prepared_folder(path: str | Path) -> bool:
-    """Whether ``path`` is a folder of preprocessed slices written by ``mrsynth prepare``."""
-    path = Path(path).expanduser()
-    return path.is_dir() and (path / PREPARED_MARKER).is_file() and (path / "inputs.npy").is_file()
+    """Whether ``path`` is a folder of preprocessed slices written by ``mrsynth prepare`` (complete or not)."""
+    marker = Path(path).expanduser() / PREPARED_MARKER
+    if not marker.is_file():
+        return False
+    try:
+        meta = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return True  # damaged: say so when loading rather than guess a layout
+    return isinstance(meta, dict) and "contrasts" in meta and "subject_info" in meta
 
 
 @dataclass
@@ -345,8 +352,9 @@ def discover_dataset(data: str | Path, layout: str | None = None) -> DatasetInde
     if not root.exists():
         raise DataError(f"dataset not found: {root} does not exist")
     if is_prepared_folder(root):
-        raise DataError(f"{root} holds prepared slices (mrsynth prepare), not images; this command needs the "
-                        "original dataset (train, evaluate and the cross-validated experiments accept prepared slices)")
+        raise DataError(f"{root} holds prepared slices (mrsynth prepare), not images; this command needs the original "
+                        "dataset (train, evaluate, crossval and the experiments subsets, single-input and transfer "
+                        "accept prepared slices)")
     if layout is not None:
         layout = layout.strip().lower()
         if layout not in LAYOUTS:

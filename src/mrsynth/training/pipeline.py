@@ -43,7 +43,7 @@ def load_task_data(data: str | Path, inputs: tuple[str, ...], target: str, prepr
     ``data`` may also be a folder of slices written by ``mrsynth prepare`` for this task and preprocessing.
     """
     if is_prepared_folder(data):
-        prepared = load_prepared(Path(data), inputs, target, preprocess)
+        prepared = load_prepared(Path(data).expanduser(), inputs, target, preprocess)
         slices, left_out, layout_name = prepared.slice_set, prepared.left_out, "prepared"
     else:
         index = discover_dataset(data, layout)
