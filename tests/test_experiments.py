@@ -138,7 +138,8 @@ def test_single_input_experiment_cli_quick(toy, capsys) -> None:
     root, manifest = toy
     out = root / "single"
     code = main(["experiment", "single-input", "--data", str(manifest), "--out", str(out), "--quick", "--folds", "2",
-                 "--size", "16x16", "--epochs", "1", "--trees", "2", "--samples", "200", *_cli_common(root)])
+                 "--size", "16x16", "--epochs", "1", "--trees", "2", "--samples", "200", "--lr", "0.002",
+                 *_cli_common(root)])
     assert code == 0 and "report:" in capsys.readouterr().out
     table = _report_rows(out / "report.md")
     assert table[""] == ["t1 -> t2", "t1 -> flair"]
@@ -146,6 +147,9 @@ def test_single_input_experiment_cli_quick(toy, capsys) -> None:
     assert all(cell for row in table.values() for cell in row)
     settings = json.loads((out / "settings.json").read_text())
     assert settings["size"] == [16, 16] and settings["encoder_features"] == 4  # --quick, then explicit overrides
+    assert settings["learning_rate"] == 0.002
+    run_config = json.loads(next((out / "t1_to_flair").rglob("config.json")).read_text())
+    assert run_config["train"]["learning_rate"] == 0.002
     assert (out / "t1_to_flair_fig4_synthesis.png").is_file()
 
 
