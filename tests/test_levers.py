@@ -146,6 +146,33 @@ def test_warm_start_matches_encoders_by_contrast(tmp_path) -> None:
         warm_start(source, ModelConfig(inputs=("t1",), target="t2", **TINY))
 
 
+def test_a_2d_warm_start_inflates_to_a_25d_model_that_computes_the_same(tmp_path) -> None:
+    from mrsynth.errors import CheckpointError
+    from mrsynth.model import MultiInputSynthesisNet
+    from mrsynth.training.warm_start import warm_start
+
+    slices = toy_slices()
+    train_model(slices, ModelConfig(inputs=slices.contrasts, target="flair", **TINY),
+                TrainConfig(epochs=1, batch_size=8, device="cpu", progress=False), tmp_path / "src")
+    source, _ = load_checkpoint(tmp_path / "src" / "model.pt")
+    flat = MultiInputSynthesisNet(source.model_config)
+    flat.load_state_dict(source.state_dict)
+    deep_config = replace(source.model_config, context_slices=1)
+    deep = MultiInputSynthesisNet(deep_config)
+    deep.load_state_dict(warm_start(source, deep_config).state_dict)
+    generator = torch.Generator().manual_seed(1)
+    images = torch.rand(4, 3, 3, 16, 16, generator=generator)  # (B, C, K, H, W): neighbours differ
+    present = torch.tensor([[True, True, True], [True, False, True], [False, False, True], [True, True, False]])
+    with torch.no_grad():
+        expected = flat(images[:, :, 1], present).image
+        torch.testing.assert_close(deep(images, present).image, expected)
+        deep.encoders[0].down1[0].weight[:, 0] += 0.1  # the neighbours' weights are there to be learnt
+        assert not torch.allclose(deep(images, present).image, expected)
+    wider = replace(source.model_config, context_slices=2)
+    with pytest.raises(CheckpointError, match="reads 1 neighbouring slice.*model 2"):
+        warm_start(replace(source, model_config=deep_config, state_dict=deep.state_dict()), wider)
+
+
 def test_ensemble_checkpoint_averages_its_members(tmp_path) -> None:
     from mrsynth.errors import CheckpointError
     from mrsynth.training import save_checkpoint
@@ -212,6 +239,7 @@ def test_the_default_preset_starts_from_the_shipped_simulator_model_where_it_fit
     fits = ModelConfig(inputs=("t2", "t1"), target="flair", encoder_features=16)
     assert resolve_init("simulator", fits) == "pretrained:sim-flair"
     assert load_warm_start("pretrained:sim-flair", fits).initialised == ("t2", "t1")
+    assert resolve_init("simulator", replace(fits, context_slices=1)) == "pretrained:sim-flair"  # inflated to 2.5D
     with pytest.warns(UserWarning, match="pretrained:sim-flair does not fit this model.*encoder_features: 16 there, 8 here"):
         assert resolve_init("simulator", ModelConfig(inputs=("t1",), target="flair", encoder_features=8)) is None
     percentile = PreprocessConfig(size=(48, 48), input_normalisation="percentile")

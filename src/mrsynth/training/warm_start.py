@@ -3,7 +3,9 @@
 Encoders are matched by contrast name, not position, so a model pre-trained on every simulated
 contrast can start any model whose inputs are a subset of them; the spatial transformer and the
 decoder are shared by all contrasts and copied whole. Contrasts the source never saw keep their
-fresh initialisation.
+fresh initialisation. A 2D source (no context slices) also starts a 2.5D model: its first
+convolution's weights go to the centre slice's channel and the neighbours' weights start at zero,
+so the 2.5D model starts out computing exactly what the 2D one did and learns to use the context.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from mrsynth.model import ModelConfig, MultiInputSynthesisNet
 from mrsynth.pretrained import PREFIX, resolve_model_path, shipped_models
 from mrsynth.training.checkpoint import Checkpoint, load_checkpoint
 
-ARCHITECTURE = ("latent_channels", "encoder_features", "decoder_features", "context_slices")
+ARCHITECTURE = ("latent_channels", "encoder_features", "decoder_features")
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,10 @@ def warm_start(source: Checkpoint, target: ModelConfig, seed: int = 0, name: str
         raise CheckpointError(f"{name}: cannot start from it, its {', '.join(differing)} differ from the model's ("
                               + ", ".join(f"{f}: {getattr(source.model_config, f)} there, {getattr(target, f)} here"
                                           for f in differing) + ")")
+    source_context, context = source.model_config.context_slices, target.context_slices
+    if source_context not in (0, context):
+        raise CheckpointError(f"{name}: cannot start from it, it reads {source_context} neighbouring slice(s) per side and "
+                              f"the model {context} (only a 2D source, 0, can start a 2.5D model)")
     if source.model_config.target != target.target:
         raise CheckpointError(f"{name}: it synthesises {source.model_config.target}, the model {target.target}")
     torch.manual_seed(seed)
@@ -56,10 +62,23 @@ def warm_start(source: Checkpoint, target: ModelConfig, seed: int = 0, name: str
         j = source.model_config.inputs.index(contrast)
         prefix, source_prefix = f"encoders.{i}.", f"encoders.{j}."
         for key in [k for k in state if k.startswith(prefix)]:
-            state[key] = source.state_dict[source_prefix + key[len(prefix):]].clone()
+            state[key] = _fit_input_channels(source.state_dict[source_prefix + key[len(prefix):]], state[key], context)
         initialised.append(contrast)
     fresh = tuple(c for c in target.inputs if c not in initialised)
     return WarmStart(state, name, tuple(initialised), fresh)
+
+
+def _fit_input_channels(value: torch.Tensor, fresh: torch.Tensor, context: int) -> torch.Tensor:
+    """``value`` copied; a first-convolution weight of a 2D source (one input channel) inflated to
+    ``fresh``'s ``1 + 2 * context`` channels with zeros around the centre slice's."""
+    if value.shape == fresh.shape:
+        return value.clone()
+    if value.dim() == 4 and value.shape[1] == 1 and fresh.shape[1] == 1 + 2 * context and \
+            value.shape[:1] + value.shape[2:] == fresh.shape[:1] + fresh.shape[2:]:
+        inflated = torch.zeros_like(fresh)
+        inflated[:, context] = value[:, 0]
+        return inflated
+    raise CheckpointError(f"an encoder weight of shape {tuple(value.shape)} cannot start one of shape {tuple(fresh.shape)}")
 
 
 def load_warm_start(model: str | Path, target: ModelConfig, seed: int = 0,
