@@ -139,7 +139,7 @@ def test_single_input_experiment_cli_quick(toy, capsys) -> None:
     out = root / "single"
     code = main(["experiment", "single-input", "--data", str(manifest), "--out", str(out), "--quick", "--folds", "2",
                  "--size", "16x16", "--epochs", "1", "--trees", "2", "--samples", "200", "--lr", "0.002",
-                 *_cli_common(root)])
+                 "--variance-weight", "0.25", *_cli_common(root)])
     assert code == 0 and "report:" in capsys.readouterr().out
     table = _report_rows(out / "report.md")
     assert table[""] == ["t1 -> t2", "t1 -> flair"]
@@ -150,6 +150,7 @@ def test_single_input_experiment_cli_quick(toy, capsys) -> None:
     assert settings["learning_rate"] == 0.002
     run_config = json.loads(next((out / "t1_to_flair").rglob("config.json")).read_text())
     assert run_config["train"]["learning_rate"] == 0.002
+    assert run_config["train"]["loss_weights"]["latent_variance"] == 0.25
     assert (out / "t1_to_flair_fig4_synthesis.png").is_file()
 
 

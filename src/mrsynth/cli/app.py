@@ -57,6 +57,7 @@ AugmentOpt = Annotated[Optional[bool], typer.Option("--augment/--no-augment", he
 ScheduleOpt = Annotated[Optional[str], typer.Option("--schedule", help="Learning rate over epochs: constant or cosine [default: the preset's].")]
 WarmupOpt = Annotated[Optional[int], typer.Option("--warmup-epochs", help="Epochs over which the learning rate ramps up from ~0 [default: the preset's].")]
 MseWeightOpt = Annotated[Optional[float], typer.Option("--mse-weight", help="Weight of an extra MSE term on the fused output [default: the preset's; paper: 0].")]
+VarianceWeightOpt = Annotated[Optional[float], typer.Option("--variance-weight", help="Weight of the cost's latent-variance term, which pulls the contrasts' latents together (the paper: 1) [default: 1, or what --loss-weights gives].")]
 FlipOpt = Annotated[Optional[bool], typer.Option("--test-time-flip/--no-test-time-flip", help="The model averages its output with that of the left-right flipped input at synthesis [default: the preset's].")]
 ValFractionOpt = Annotated[Optional[float], typer.Option("--val-fraction", help="Fraction of (each fold's) training SUBJECTS held out for early stopping; 0 trains on all [default: the preset's].")]
 InputDropoutOpt = Annotated[Optional[float], typer.Option("--input-dropout", help="Probability of hiding each input per training sample [default: the preset's; paper: 0].")]
@@ -67,6 +68,7 @@ InputNormOpt = Annotated[Optional[str], typer.Option("--input-normalisation", he
 LEVER_OPTIONS = {"preset": (PresetOpt, "default"), "val_fraction": (ValFractionOpt, None),
                  "input_dropout": (InputDropoutOpt, None), "augment": (AugmentOpt, None), "schedule": (ScheduleOpt, None),
                  "warmup_epochs": (WarmupOpt, None), "mse_weight": (MseWeightOpt, None),
+                 "variance_weight": (VarianceWeightOpt, None),
                  "test_time_flip": (FlipOpt, None), "context_slices": (ContextOpt, None),
                  "input_normalisation": (InputNormOpt, None)}
 
@@ -90,7 +92,8 @@ def with_levers(command: Callable[..., Any]) -> Callable[..., Any]:
         levers = Levers(context_slices=given["context_slices"], test_time_flip=given["test_time_flip"],
                         augment=given["augment"], schedule=given["schedule"], warmup_epochs=given["warmup_epochs"],
                         fused_mse=given["mse_weight"], val_fraction=given["val_fraction"],
-                        input_dropout=given["input_dropout"], input_normalisation=given["input_normalisation"])
+                        input_dropout=given["input_dropout"], input_normalisation=given["input_normalisation"],
+                        latent_variance=given["variance_weight"])
         return command(*args, preset=given["preset"], levers=levers, **kwargs)
 
     run.__signature__ = signature.replace(parameters=kept + added)  # type: ignore[attr-defined]

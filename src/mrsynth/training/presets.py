@@ -37,6 +37,7 @@ class Levers:
     input_dropout: float | None = None
     init_from: str | None = None  # "simulator", "none", or a model (see warm_start.resolve_init)
     input_normalisation: str | None = None  # "mean" (the paper's) or "percentile" (see data.preprocessing)
+    latent_variance: float | None = None  # weight of the cost's latent-variance term; None keeps the run's (1, the paper's)
 
     def over(self, base: "Levers") -> "Levers":
         """These levers where set, ``base``'s elsewhere."""
@@ -67,7 +68,9 @@ class Preset:
         train = replace(train, schedule=levers.schedule, warmup_epochs=levers.warmup_epochs, val_fraction=levers.val_fraction,
                         input_dropout=levers.input_dropout,
                         augment=replace(train.augment, enabled=bool(levers.augment)),
-                        loss_weights=replace(train.loss_weights, fused_mse=levers.fused_mse))
+                        loss_weights=replace(train.loss_weights, fused_mse=levers.fused_mse,
+                                             latent_variance=train.loss_weights.latent_variance
+                                             if levers.latent_variance is None else levers.latent_variance))
         return model, train
 
     def preprocess(self, config: PreprocessConfig, overrides: Levers | None = None) -> PreprocessConfig:
