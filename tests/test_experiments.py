@@ -139,7 +139,7 @@ def test_single_input_experiment_cli_quick(toy, capsys) -> None:
     out = root / "single"
     code = main(["experiment", "single-input", "--data", str(manifest), "--out", str(out), "--quick", "--folds", "2",
                  "--size", "16x16", "--epochs", "1", "--trees", "2", "--samples", "200", "--lr", "0.002",
-                 "--variance-weight", "0.25", *_cli_common(root)])
+                 "--variance-weight", "0.25", "--fusion", "mean", *_cli_common(root)])
     assert code == 0 and "report:" in capsys.readouterr().out
     table = _report_rows(out / "report.md")
     assert table[""] == ["t1 -> t2", "t1 -> flair"]
@@ -150,7 +150,7 @@ def test_single_input_experiment_cli_quick(toy, capsys) -> None:
     assert settings["learning_rate"] == 0.002
     run_config = json.loads(next((out / "t1_to_flair").rglob("config.json")).read_text())
     assert run_config["train"]["learning_rate"] == 0.002
-    assert run_config["train"]["loss_weights"]["latent_variance"] == 0.25
+    assert run_config["train"]["loss_weights"]["latent_variance"] == 0.25 and run_config["model"]["fusion"] == "mean"
     assert (out / "t1_to_flair_fig4_synthesis.png").is_file()
 
 
@@ -232,6 +232,8 @@ def test_experiment_cli_quick_and_errors(toy, capsys) -> None:
     assert main(["experiment", "nope", "--data", str(manifest), "--out", str(root / "bad")]) != 0
     code = main(["experiment", "subsets", "--data", str(manifest), "--out", str(root / "bad"), "--forest-jobs", "0"])
     assert code == 2 and "--forest-jobs" in capsys.readouterr().err
+    code = main(["experiment", "subsets", "--data", str(manifest), "--out", str(root / "bad"), "--fusion", "median"])
+    assert code == 2 and "--fusion) must be one of max, mean, got 'median'" in capsys.readouterr().err
     code = main(["experiment", "subsets", "--data", str(manifest), "--out", str(root / "bad"), "--no-full-model",
                  "--no-per-subset", "--baselines", "none"])
     assert code == 2 and "nothing to run" in capsys.readouterr().err

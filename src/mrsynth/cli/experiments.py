@@ -108,6 +108,7 @@ def experiment(
     size: Optional[str] = typer.Option(None, help="Working slice size HEIGHTxWIDTH [default: 64x64]."),
     features: Optional[int] = typer.Option(None, "--features", help="Encoder width [default: the preset's, 16 default, 32 paper]."),
     latent_channels: Optional[int] = typer.Option(None, "--latent-channels", help="Latent channels [default: 16]."),
+    fusion: Optional[str] = typer.Option(None, "--fusion", help="Fusion of latents: max (the paper) or mean [default: max]."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Slices per batch [default: 32]."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate, the peak of the schedule [default: 0.001]."),
     trees: Optional[int] = typer.Option(None, help="Trees of the forest baseline [default: 30]."),
@@ -145,7 +146,7 @@ def experiment(
             config = config.quick()
         config = config.with_overrides(
             inputs=_contrasts(inputs) if inputs else None, target=_contrasts(target)[0] if target else None, folds=folds,
-            epochs=epochs, size=_size(size) if size else None, encoder_features=features, latent_channels=latent_channels,
+            epochs=epochs, size=_size(size) if size else None, encoder_features=features, latent_channels=latent_channels, fusion=fusion,
             batch_size=batch_size, learning_rate=lr, trees=trees, forest_samples=samples, forest_jobs=forest_jobs, device=device, seed=seed,
             baselines=_baselines(baselines),
             target_data=target_data, target_layout=target_layout, finetune_epochs=finetune_epochs,

@@ -9,6 +9,7 @@ from typing import Any
 from mrsynth.baselines import BASELINE_NAMES, DedisConfig, ForestConfig
 from mrsynth.data.preprocessing import PreprocessConfig
 from mrsynth.model import ModelConfig
+from mrsynth.model.config import FUSIONS, FusionKind
 from mrsynth.training import TrainConfig
 from mrsynth.training.presets import Levers, get_preset
 from mrsynth.training.trainer import resolve_device
@@ -74,6 +75,7 @@ class ExperimentConfig:
     encoder_features: int | None = None  # None: the preset's
     latent_channels: int = 16
     decoder_features: int = 16
+    fusion: FusionKind = "max"  # the paper's; "mean" is an option
     trees: int = 30
     forest_samples: int = 10000
     forest_depth: int | None = 20
@@ -118,6 +120,8 @@ class ExperimentConfig:
         if unknown:
             raise ValueError(f"unknown baseline(s) {', '.join(unknown)}; choose from {', '.join(BASELINE_NAMES)}")
         get_preset(self.preset)
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"fusion (--fusion) must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
         if any(n < 1 for n in self.finetune_volumes):
             raise ValueError("fine-tuning volume counts must be at least 1")
 
@@ -135,7 +139,7 @@ class ExperimentConfig:
         """The model, training, preprocessing and baseline settings of this experiment."""
         device = str(resolve_device(self.device))
         model = ModelConfig(inputs=inputs, target=target, latent_channels=self.latent_channels,
-                            decoder_features=self.decoder_features)
+                            decoder_features=self.decoder_features, fusion=self.fusion)
         train = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
                             patience=self.patience, seed=self.seed, device=device,
                             max_batches_per_epoch=self.max_batches_per_epoch, progress=self.progress)

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from mrsynth.contrasts import canonical_contrast
 
 FusionKind = Literal["max", "mean"]
+FUSIONS: tuple[str, ...] = ("max", "mean")
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,8 @@ class ModelConfig:
             raise ValueError("a model needs at least one input contrast")
         if len(set(inputs)) != len(inputs):
             raise ValueError(f"input contrasts repeat: {inputs}")
-        if self.fusion not in ("max", "mean"):
-            raise ValueError(f"fusion must be 'max' or 'mean', not {self.fusion!r}")
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, not {self.fusion!r}")
         if self.latent_channels < 1 or self.encoder_features < 1 or self.decoder_features < 1:
             raise ValueError("layer sizes must be positive")
         if self.context_slices < 0:
