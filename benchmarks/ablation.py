@@ -7,7 +7,9 @@ Each RUN_DIR is the ``--out`` folder of one ``mrsynth experiment`` run; its per-
 (``'/tmp/rf_fold*:(C) rf'``) merges runs of separate folds (``--fold K``). For every
 row the script prints the mean +- s.d. over subjects, the ratio of its mean to the reference's
 mean (the issue's target is <= 0.75 against the forest), the mean of the per-subject ratios and
-how many subjects it beats the reference on. All runs must share the folds (same --seed and
+how many subjects it beats the reference on; ``--wide`` prints one line per run instead, a column
+per input subset (mean +- s.d. and the ratio of means, on the subjects it shares with the
+reference). All runs must share the folds (same --seed and
 --folds); subjects missing from a run are reported, not silently dropped.
 """
 
@@ -19,6 +21,7 @@ import glob
 import json
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -101,34 +104,94 @@ def _sd(values: np.ndarray) -> float:
     return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
+class Comparison(NamedTuple):
+    """One run against the reference on one input subset, over the subjects both have."""
+
+    mean: float
+    sd: float
+    ratio_of_means: float
+    mean_ratio: float
+    better: int
+    common: int
+    missing: int  # reference subjects this run lacks
+
+
+def compare(mine: dict[str, float], ref: dict[str, float]) -> Comparison | None:
+    """``mine`` against ``ref`` (both subject -> MSE); None when they share no subject."""
+    common = sorted(set(mine) & set(ref))
+    if not common:
+        return None
+    ours, theirs = np.array([mine[s] for s in common]), np.array([ref[s] for s in common])
+    return Comparison(float(ours.mean()), _sd(ours), float(ours.mean() / theirs.mean()), float(np.mean(ours / theirs)),
+                      int((ours < theirs).sum()), len(common), len(ref) - len(common))
+
+
+def _per_subset(values: dict[tuple[str, str], float], subset: str) -> dict[str, float]:
+    return {subject: v for (subject, s), v in values.items() if s == subset}
+
+
+def long_table(ref_label: str, reference: dict, rows: list[tuple[str, str, dict]], subsets: list[str]) -> list[str]:
+    """One line per run and subset: mean +- s.d., ratio of means, mean per-subject ratio, subjects better."""
+    lines = ["| row | subset | MSE mean ± s.d. | × " + ref_label + " (means) | mean per-subject ratio | subjects better |",
+             "|---|---|---|---:|---:|---:|"]
+    for subset in subsets:
+        ref = _per_subset(reference, subset)
+        lines.append(f"| {ref_label} | {subset} | {np.mean(list(ref.values())):.4f} ± {_sd(np.array(list(ref.values()))):.4f} | 1.00 | 1.00 | |")
+        for label, method, values in rows:
+            c = compare(_per_subset(values, subset), ref)
+            if c is None:
+                lines.append(f"| {label} | {subset} | (no subjects in common with the reference) | | | |")
+                continue
+            missing = f" ({c.missing} of the reference's subjects missing)" if c.missing else ""
+            lines.append(f"| {label} ({method}) | {subset} | {c.mean:.4f} ± {c.sd:.4f}{missing} | {c.ratio_of_means:.2f} "
+                         f"| {c.mean_ratio:.2f} | {c.better}/{c.common} |")
+    return lines
+
+
+def wide_table(ref_label: str, reference: dict, rows: list[tuple[str, str, dict]], subsets: list[str]) -> list[str]:
+    """One line per run: per subset, mean +- s.d. and the ratio of means to the reference on the same subjects."""
+    lines = ["| row | " + " | ".join(subsets) + " | subsets better |", "|---|" + "---|" * len(subsets) + "---:|"]
+    cells = []
+    for subset in subsets:
+        ref = np.array(list(_per_subset(reference, subset).values()))
+        cells.append(f"{ref.mean():.4f} ± {_sd(ref):.4f}")
+    lines.append(f"| {ref_label} | " + " | ".join(cells) + " | |")
+    for label, _, values in rows:
+        cells, better, compared = [], 0, 0
+        for subset in subsets:
+            c = compare(_per_subset(values, subset), _per_subset(reference, subset))
+            if c is None:
+                cells.append("")
+                continue
+            compared += 1
+            better += c.ratio_of_means < 1
+            cells.append(f"{c.mean:.4f} ± {c.sd:.4f} (×{c.ratio_of_means:.2f}, n={c.common})")
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {better}/{compared} |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reference", required=True, help="LABEL=RUN_DIR:METHOD, e.g. rf=/tmp/abl/paper:rf")
     parser.add_argument("--subset", default=None, help="only this input subset (as the CSV names it)")
+    parser.add_argument("--wide", action="store_true",
+                        help="one line per run, one column per subset (mean ± s.d., ×reference on the same subjects)")
+    parser.add_argument("--common", action="store_true",
+                        help="keep only the reference's subjects that every row has (e.g. rows run on some folds only)")
     parser.add_argument("rows", nargs="+", help="LABEL=RUN_DIR[:METHOD]")
     args = parser.parse_args(argv)
     ref_label, _, ref_spec = args.reference.partition("=")
     reference, _ = read_mse(ref_spec, args.subset)
     subsets = sorted({s for _, s in reference})
-    print("| row | subset | MSE mean ± s.d. | × " + ref_label + " (means) | mean per-subject ratio | subjects better |")
-    print("|---|---|---|---:|---:|---:|")
-    for subset in subsets:
-        ref = {subject: v for (subject, s), v in reference.items() if s == subset}
-        ref_mean = np.mean(list(ref.values()))
-        print(f"| {ref_label} | {subset} | {ref_mean:.4f} ± {_sd(np.array(list(ref.values()))):.4f} | 1.00 | 1.00 | |")
-        for item in args.rows:
-            label, _, spec = item.partition("=")
-            values, method = read_mse(spec, subset)
-            mine = {subject: v for (subject, s), v in values.items() if s == subset}
-            common = sorted(set(mine) & set(ref))
-            if not common:
-                print(f"| {label} | {subset} | (no subjects in common with the reference) | | | |")
-                continue
-            ours = np.array([mine[s] for s in common])
-            theirs = np.array([ref[s] for s in common])
-            missing = f" ({len(ref) - len(common)} of the reference's subjects missing)" if len(common) < len(ref) else ""
-            print(f"| {label} ({method}) | {subset} | {ours.mean():.4f} ± {_sd(ours):.4f}{missing} | {ours.mean() / theirs.mean():.2f} "
-                  f"| {np.mean(ours / theirs):.2f} | {int((ours < theirs).sum())}/{len(common)} |")
+    rows = []
+    for item in args.rows:
+        label, _, spec = item.partition("=")
+        values, method = read_mse(spec, args.subset)
+        rows.append((label, method, values))
+    if args.common:
+        reference = {key: v for key, v in reference.items() if all(key in values for _, _, values in rows)}
+        subsets = [s for s in subsets if any(key[1] == s for key in reference)]
+    print("\n".join((wide_table if args.wide else long_table)(ref_label, reference, rows, subsets)))
     return 0
 
 

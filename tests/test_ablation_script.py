@@ -55,3 +55,16 @@ def test_fold_runs_merge_and_ratios_are_per_common_subject(tmp_path, capsys) -> 
     _run(tmp_path / "rf_fold3", [("c", "(C) rf", 0.99)])
     with pytest.raises(SystemExit, match="differs from an earlier run"):
         ablation.main(["--reference", f"rf={tmp_path}/rf_fold*:(C) rf", f"B={tmp_path}/model"])
+
+
+def test_wide_table_has_a_line_per_run_and_common_restricts_the_reference(tmp_path, capsys) -> None:
+    _run(tmp_path / "rf", [("a", "(C) rf", 0.10), ("b", "(C) rf", 0.30)])
+    _run(tmp_path / "half", [("a", "(B) proposed", 0.05)])
+    ablation = _ablation()
+    assert ablation.main(["--wide", "--reference", f"rf={tmp_path}/rf:(C) rf", f"half={tmp_path}/half"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "| row | t1 | subsets better |"
+    assert lines[2].startswith("| rf | 0.2000 ± ")  # both subjects
+    assert lines[3] == "| half | 0.0500 ± 0.0000 (×0.50, n=1) | 1/1 |"  # against a's 0.10 only
+    assert ablation.main(["--wide", "--common", "--reference", f"rf={tmp_path}/rf:(C) rf", f"half={tmp_path}/half"]) == 0
+    assert capsys.readouterr().out.splitlines()[2].startswith("| rf | 0.1000 ± 0.0000 |")
