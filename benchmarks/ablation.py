@@ -191,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.common:
         reference = {key: v for key, v in reference.items() if all(key in values for _, _, values in rows)}
         subsets = [s for s in subsets if any(key[1] == s for key in reference)]
+        if not subsets:
+            raise SystemExit("--common: no subject of the reference is in every row")
     print("\n".join((wide_table if args.wide else long_table)(ref_label, reference, rows, subsets)))
     return 0
 

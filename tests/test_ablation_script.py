@@ -68,3 +68,6 @@ def test_wide_table_has_a_line_per_run_and_common_restricts_the_reference(tmp_pa
     assert lines[3] == "| half | 0.0500 ± 0.0000 (×0.50, n=1) | 1/1 |"  # against a's 0.10 only
     assert ablation.main(["--wide", "--common", "--reference", f"rf={tmp_path}/rf:(C) rf", f"half={tmp_path}/half"]) == 0
     assert capsys.readouterr().out.splitlines()[2].startswith("| rf | 0.1000 ± 0.0000 |")
+    with pytest.raises(SystemExit, match="no subject of the reference is in every row"):
+        ablation.main(["--common", "--reference", f"rf={tmp_path}/rf:(C) rf", f"half={tmp_path}/half",
+                       f"other={_run(tmp_path / 'other', [('z', '(B) proposed', 0.1)])}"])

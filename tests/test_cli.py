@@ -108,11 +108,13 @@ def test_train_preset_levers_and_warm_start(trained, capsys) -> None:
               "--latent-channels", "4", "--batch-size", "4", "--device", "cpu", "--no-progress",
               "--cache-dir", str(root / "cache")]
     code = main(common + ["--out", str(root / "paper"), "--preset", "paper", "--features", "4", "--augment",
-                          "--schedule", "cosine", "--mse-weight", "0.5", "--init-from", str(root / "run")])
+                          "--schedule", "cosine", "--mse-weight", "0.5", "--init-from", str(root / "run"),
+                          "--loss-weights", "1,0.5,1", "--variance-weight", "0.2"])
     assert code == 0
     checkpoint, _ = load_checkpoint(root / "paper" / "model.pt")
     train, model = checkpoint.train_config, checkpoint.model_config
     assert train.augment.enabled and train.schedule == "cosine" and train.loss_weights.fused_mse == 0.5
+    assert train.loss_weights.latent_variance == 0.2  # --variance-weight wins over --loss-weights
     assert not model.test_time_flip and model.encoder_features == 4  # the paper preset, --features given
     assert checkpoint.training_data["init_from"] == str(root / "run") and checkpoint.training_data["init_contrasts"] == ["t2", "t1"]
     assert main(common + ["--out", str(root / "default"), "--features", "4"]) == 0
@@ -120,6 +122,8 @@ def test_train_preset_levers_and_warm_start(trained, capsys) -> None:
     capsys.readouterr()
     assert main(common + ["--out", str(root / "bad"), "--preset", "fancy"]) == 2
     assert "unknown preset 'fancy'" in capsys.readouterr().err
+    assert main(common + ["--out", str(root / "bad"), "--variance-weight", "-1"]) == 2
+    assert "--variance-weight" in capsys.readouterr().err
     assert main(common + ["--out", str(root / "bad"), "--features", "8", "--init-from", str(root / "run")]) == 2
     assert "encoder_features" in capsys.readouterr().err
 

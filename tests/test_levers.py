@@ -99,9 +99,8 @@ def test_presets_fill_what_the_user_did_not_give() -> None:
     assert paper_train.loss_weights == LossWeights() and paper_train.val_fraction == 0.2
     user_model, user_train = PAPER.apply(model, train, Levers(augment=True, context_slices=1))
     assert user_train.augment.enabled and user_model.context_slices == 1 and user_train.schedule == "constant"
-    given = replace(train, loss_weights=LossWeights(latent_variance=0.5))  # e.g. mrsynth train --loss-weights 1,0.5,1
-    assert DEFAULT.apply(model, given)[1].loss_weights.latent_variance == 0.5
-    assert DEFAULT.apply(model, given, Levers(latent_variance=0.1))[1].loss_weights.latent_variance == 0.1
+    assert DEFAULT.apply(model, train, Levers(latent_variance=0.1))[1].loss_weights.latent_variance == 0.1
+    assert DEFAULT.resolve().latent_variance == PAPER.resolve().latent_variance == 1.0  # recorded, not None
     assert PAPER.preprocess(PreprocessConfig()) == PreprocessConfig()
     chosen = PAPER.preprocess(PreprocessConfig(), Levers(input_normalisation="percentile"))
     assert chosen.resolved_input_normalisation == "percentile" and chosen.normalisation == "mean"

@@ -77,6 +77,8 @@ def train(
                                    ddp=ddp, compile=compile, channels_last=channels_last,
                                    batched_encoders=batched_encoders, prefetch=prefetch, cudnn_benchmark=cudnn_benchmark)
         levers = replace(levers, encoder_features=features)
+        if levers.latent_variance is None:  # --loss-weights' variance weight, unless --variance-weight is given
+            levers = replace(levers, latent_variance=train_config.loss_weights.latent_variance)
         model_config, train_config = get_preset(preset).apply(model_config, train_config, levers)
     except ValueError as error:
         raise MrsynthError(str(error)) from None

@@ -37,7 +37,7 @@ class Levers:
     input_dropout: float | None = None
     init_from: str | None = None  # "simulator", "none", or a model (see warm_start.resolve_init)
     input_normalisation: str | None = None  # "mean" (the paper's) or "percentile" (see data.preprocessing)
-    latent_variance: float | None = None  # weight of the cost's latent-variance term; None keeps the run's (1, the paper's)
+    latent_variance: float | None = None  # weight of the cost's latent-variance term (the paper's: 1)
 
     def over(self, base: "Levers") -> "Levers":
         """These levers where set, ``base``'s elsewhere."""
@@ -69,8 +69,7 @@ class Preset:
                         input_dropout=levers.input_dropout,
                         augment=replace(train.augment, enabled=bool(levers.augment)),
                         loss_weights=replace(train.loss_weights, fused_mse=levers.fused_mse,
-                                             latent_variance=train.loss_weights.latent_variance
-                                             if levers.latent_variance is None else levers.latent_variance))
+                                             latent_variance=levers.latent_variance))
         return model, train
 
     def preprocess(self, config: PreprocessConfig, overrides: Levers | None = None) -> PreprocessConfig:
@@ -83,10 +82,11 @@ class Preset:
 
 PAPER = Preset("paper", "Joyce et al. 2017 as published: 2D, MAE cost, constant learning rate, early stopping, no augmentation",
                Levers(encoder_features=32, context_slices=0, test_time_flip=False, augment=False, schedule="constant", warmup_epochs=0, fused_mse=0.0,
-                      val_fraction=0.2, input_dropout=0.0, init_from="none", input_normalisation="mean"))
+                      val_fraction=0.2, input_dropout=0.0, init_from="none", input_normalisation="mean", latent_variance=1.0))
 DEFAULT = Preset("default", "the paper's model with the levers that helped in our ablation (README, 'Beyond the paper')",
                  Levers(encoder_features=16, context_slices=0, test_time_flip=True, augment=True, schedule="cosine", warmup_epochs=0, fused_mse=1.0,
-                        val_fraction=0.0, input_dropout=0.0, init_from="simulator", input_normalisation="mean"))
+                        val_fraction=0.0, input_dropout=0.0, init_from="simulator", input_normalisation="mean",
+                        latent_variance=1.0))
 PRESETS: dict[str, Preset] = {preset.name: preset for preset in (DEFAULT, PAPER)}
 
 

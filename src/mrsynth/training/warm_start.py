@@ -62,13 +62,13 @@ def warm_start(source: Checkpoint, target: ModelConfig, seed: int = 0, name: str
         j = source.model_config.inputs.index(contrast)
         prefix, source_prefix = f"encoders.{i}.", f"encoders.{j}."
         for key in [k for k in state if k.startswith(prefix)]:
-            state[key] = _fit_input_channels(source.state_dict[source_prefix + key[len(prefix):]], state[key], context)
+            state[key] = _fit_input_channels(source.state_dict[source_prefix + key[len(prefix):]], state[key], context, name)
         initialised.append(contrast)
     fresh = tuple(c for c in target.inputs if c not in initialised)
     return WarmStart(state, name, tuple(initialised), fresh)
 
 
-def _fit_input_channels(value: torch.Tensor, fresh: torch.Tensor, context: int) -> torch.Tensor:
+def _fit_input_channels(value: torch.Tensor, fresh: torch.Tensor, context: int, name: str) -> torch.Tensor:
     """``value`` copied; a first-convolution weight of a 2D source (one input channel) inflated to
     ``fresh``'s ``1 + 2 * context`` channels with zeros around the centre slice's."""
     if value.shape == fresh.shape:
@@ -78,7 +78,7 @@ def _fit_input_channels(value: torch.Tensor, fresh: torch.Tensor, context: int) 
         inflated = torch.zeros_like(fresh)
         inflated[:, context] = value[:, 0]
         return inflated
-    raise CheckpointError(f"an encoder weight of shape {tuple(value.shape)} cannot start one of shape {tuple(fresh.shape)}")
+    raise CheckpointError(f"{name}: its encoder weight of shape {tuple(value.shape)} cannot start one of shape {tuple(fresh.shape)}")
 
 
 def load_warm_start(model: str | Path, target: ModelConfig, seed: int = 0,
