@@ -32,8 +32,21 @@ FOLD_ONLY_SETTINGS = {"out", "only_folds", "resume", "progress", "figures", "for
 
 
 def _same_file(a: object, b: object) -> bool:
-    """Two recorded paths (e.g. ``--data`` given relative and absolute) naming one existing file."""
-    return isinstance(a, str) and isinstance(b, str) and Path(a).exists() and Path(a).resolve() == Path(b).resolve()
+    """Two recorded paths (e.g. ``--data`` given relative and absolute) naming one file.
+
+    Relative paths resolve from here when they exist; one recorded from another working folder
+    (``../shared/...`` read from a docs folder) matches an absolute path ending in the same parts.
+    """
+    if not (isinstance(a, str) and isinstance(b, str)):
+        return False
+    first, second = Path(a), Path(b)
+    if first.exists() and first.resolve() == second.resolve():
+        return True
+    if first.is_absolute() == second.is_absolute():
+        return False
+    relative, absolute = (first, second) if second.is_absolute() else (second, first)
+    parts = [part for part in relative.parts if part not in (".", "..")]
+    return len(parts) >= 2 and list(absolute.parts[-len(parts):]) == parts
 
 
 def _differing(a: dict, b: dict, prefix: str = "") -> list[str]:

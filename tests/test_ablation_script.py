@@ -71,3 +71,14 @@ def test_wide_table_has_a_line_per_run_and_common_restricts_the_reference(tmp_pa
     with pytest.raises(SystemExit, match="no subject of the reference is in every row"):
         ablation.main(["--common", "--reference", f"rf={tmp_path}/rf:(C) rf", f"half={tmp_path}/half",
                        f"other={_run(tmp_path / 'other', [('z', '(B) proposed', 0.1)])}"])
+
+
+def test_a_relative_data_path_recorded_elsewhere_matches_the_absolute_one(tmp_path) -> None:
+    same = _ablation()._same_file
+    assert same("../shared/data/manifest.csv", "/work/shared/data/manifest.csv")
+    assert same("/work/shared/data/manifest.csv", "shared/data/manifest.csv")
+    assert not same("../other/data/manifest.csv", "/work/shared/data/manifest.csv")
+    assert not same("manifest.csv", "/work/shared/data/manifest.csv")  # one part is too little to tell
+    assert not same("/a/data/m.csv", "/b/data/m.csv")
+    (tmp_path / "m.csv").write_text("")
+    assert same(str(tmp_path / "m.csv"), str(tmp_path / "." / "m.csv"))
