@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from mrsynth.contrasts import canonical_contrast
 
 FusionKind = Literal["max", "mean"]
-FUSIONS: tuple[str, ...] = ("max", "mean")
+FUSIONS: tuple[str, ...] = get_args(FusionKind)
 
 
 @dataclass(frozen=True)
