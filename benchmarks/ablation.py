@@ -117,6 +117,12 @@ def _sd(values: np.ndarray) -> float:
     return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
+def _mean_sd(values: dict[str, float]) -> str:
+    """``mean ± s.d.`` of a subject -> MSE mapping, as the tables print it."""
+    array = np.array(list(values.values()))
+    return f"{array.mean():.4f} ± {_sd(array):.4f}"
+
+
 class Comparison(NamedTuple):
     """One run against the reference on one input subset, over the subjects both have."""
 
@@ -149,7 +155,7 @@ def long_table(ref_label: str, reference: dict, rows: list[tuple[str, str, dict]
              "|---|---|---|---:|---:|---:|"]
     for subset in subsets:
         ref = _per_subset(reference, subset)
-        lines.append(f"| {ref_label} | {subset} | {np.mean(list(ref.values())):.4f} ± {_sd(np.array(list(ref.values()))):.4f} | 1.00 | 1.00 | |")
+        lines.append(f"| {ref_label} | {subset} | {_mean_sd(ref)} | 1.00 | 1.00 | |")
         for label, method, values in rows:
             c = compare(_per_subset(values, subset), ref)
             if c is None:
@@ -164,15 +170,12 @@ def long_table(ref_label: str, reference: dict, rows: list[tuple[str, str, dict]
 def wide_table(ref_label: str, reference: dict, rows: list[tuple[str, str, dict]], subsets: list[str]) -> list[str]:
     """One line per run: per subset, mean +- s.d. and the ratio of means to the reference on the same subjects."""
     lines = ["| row | " + " | ".join(subsets) + " | subsets better |", "|---|" + "---|" * len(subsets) + "---:|"]
-    cells = []
-    for subset in subsets:
-        ref = np.array(list(_per_subset(reference, subset).values()))
-        cells.append(f"{ref.mean():.4f} ± {_sd(ref):.4f}")
-    lines.append(f"| {ref_label} | " + " | ".join(cells) + " | |")
+    refs = {subset: _per_subset(reference, subset) for subset in subsets}
+    lines.append(f"| {ref_label} | " + " | ".join(_mean_sd(refs[subset]) for subset in subsets) + " | |")
     for label, _, values in rows:
         cells, better, compared = [], 0, 0
         for subset in subsets:
-            c = compare(_per_subset(values, subset), _per_subset(reference, subset))
+            c = compare(_per_subset(values, subset), refs[subset])
             if c is None:
                 cells.append("")
                 continue
