@@ -304,3 +304,34 @@ def test_a_run_of_some_folds_tests_the_same_subjects_as_the_full_split_and_recor
     assert main(["experiment", "subsets", "--data", str(manifest), "--out", str(root / "only9"), "--fold", "9",
                  *common]) == 2
     assert "fold 9 does not exist: the split has folds 1 to 3" in capsys.readouterr().err
+
+
+def test_train_also_subjects_join_every_training_fold_and_are_never_tested(toy, capsys) -> None:
+    root, manifest = toy
+    rows = _csv_rows(manifest)
+    extra = manifest.parent / "extra.csv"  # the same volumes under other subject names
+    with extra.open("w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({**r, "subject": "extra" + r["subject"]} for r in rows if r["subject"] in ("sub0", "sub1"))
+    common = ["--quick", "--inputs", "t1,t2", "--folds", "2", "--size", "16x16", "--epochs", "1", "--baselines", "linear",
+              "--no-per-subset", "--no-figures", *_cli_common(root)]
+    assert main(["experiment", "subsets", "--data", str(manifest), "--out", str(root / "also"), "--train-also", str(extra),
+                 *common]) == 0
+    folds = json.loads((root / "also" / "runs" / "folds.json").read_text())
+    assert sorted(s for fold in folds for s in fold["test_subjects"]) == ["sub0", "sub1", "sub2", "sub3"]
+    assert all({"extrasub0", "extrasub1"} <= set(fold["train_subjects"]) and len(fold["train_subjects"]) == 4
+               for fold in folds)
+    assert {row["subject"] for row in _csv_rows(root / "also" / "subsets.csv")} == {"sub0", "sub1", "sub2", "sub3"}
+    assert json.loads((root / "also" / "settings.json").read_text())["train_also"] == [str(extra)]
+    capsys.readouterr()
+    code = main(["experiment", "subsets", "--data", str(manifest), "--out", str(root / "also2"), "--train-also",
+                 str(manifest), *common])
+    assert code == 2 and "sub0, sub1, sub2, sub3 appear in more than one" in capsys.readouterr().err
+    code = main(["experiment", "misalignment", "--data", str(manifest), "--out", str(root / "also3"), "--train-also",
+                 str(extra), *common])
+    assert code == 2 and "misalignment experiment does not take extra training data" in capsys.readouterr().err
+    code = main(["experiment", "single-input", "--data", str(manifest), "--out", str(root / "also4"), "--train-also",
+                 str(manifest), *common[:1], "--inputs", "t1", *common[3:]])
+    assert code == 2 and "--train-also" in capsys.readouterr().err  # an error, not a skipped task
+    assert not any((root / name).exists() for name in ("also2", "also3", "also4"))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
+from mrsynth.data.slices import concatenate
 from mrsynth.errors import CheckpointError, MrsynthError
 from mrsynth.model import ModelConfig
 from mrsynth.training import TrainConfig, kfold_subjects, load_checkpoint, split_subjects, train_model
@@ -105,6 +107,21 @@ def test_subject_splits_never_share_subjects() -> None:
     assert sorted(sum(tests, [])) == sorted(names)
     assert all(not set(tr) & set(te) for tr, te in folds)
     assert len(kfold_subjects(names[:4], 5)) == 4  # more folds than subjects: leave one out
+
+
+def test_concatenated_slice_sets_keep_each_subject_s_slices() -> None:
+    first, second = toy_slices(subjects=2, seed=1), toy_slices(subjects=3, seed=2)
+    second = replace(second, subjects=("x0", "x1", "x2"))
+    both = concatenate([first, second])
+    assert both.subjects == ("sub0", "sub1", "x0", "x1", "x2") and len(both) == len(first) + len(second)
+    assert np.array_equal(both.select_subjects(["x1"]).target, second.select_subjects(["x1"]).target)
+    assert np.array_equal(both.select_subjects(["sub1"]).inputs, first.select_subjects(["sub1"]).inputs)
+    with pytest.raises(ValueError, match="sub0, sub1 appear in more than one"):
+        concatenate([first, first])
+    with pytest.raises(ValueError, match="contrasts"):
+        concatenate([first, replace(second, inputs=second.inputs[:, :2], present=second.present[:, :2], contrasts=("t1", "t2"))])
+    with pytest.raises(ValueError, match="image size"):
+        concatenate([first, toy_slices(subjects=1, size=8)])
 
 
 def test_input_dropout_keeps_one_contrast() -> None:

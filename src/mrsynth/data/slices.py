@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,3 +69,33 @@ class SliceSet:
             subjects=self.subjects,
             contrasts=tuple(names),
         )
+
+
+def concatenate(sets: Sequence[SliceSet]) -> SliceSet:
+    """The slices of every set, one after the other (copied into memory), subjects renumbered.
+
+    The sets must have the same contrasts in the same order and the same image size; a subject
+    name may appear in one set only. Raises :class:`ValueError` otherwise.
+    """
+    if not sets:
+        raise ValueError("nothing to concatenate")
+    first = sets[0]
+    for other in sets[1:]:
+        if other.contrasts != first.contrasts:
+            raise ValueError(f"slice sets differ in their contrasts: {', '.join(first.contrasts)} against {', '.join(other.contrasts)}")
+        if other.image_size != first.image_size:
+            raise ValueError(f"slice sets differ in their image size: {first.image_size} against {other.image_size}")
+    names = [name for s in sets for name in s.subjects]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"subject(s) {', '.join(repeated)} appear in more than one slice set")
+    offsets = np.cumsum([0] + [len(s.subjects) for s in sets[:-1]])
+    return SliceSet(
+        inputs=np.concatenate([np.asarray(s.inputs) for s in sets]),
+        present=np.concatenate([np.asarray(s.present) for s in sets]),
+        target=np.concatenate([np.asarray(s.target) for s in sets]),
+        subject=np.concatenate([np.asarray(s.subject) + offset for s, offset in zip(sets, offsets)]),
+        slice_index=np.concatenate([np.asarray(s.slice_index) for s in sets]),
+        subjects=tuple(names),
+        contrasts=first.contrasts,
+    )

@@ -27,6 +27,7 @@ EXPERIMENTS: dict[str, Callable[[ExperimentConfig], ExperimentResult]] = {
     "misalignment": run_misalignment,
     "transfer": run_transfer,
 }
+TRAIN_ALSO_EXPERIMENTS = ("single-input", "subsets")  # the cross-validated ones; extra subjects join every fold's training
 
 
 def run_experiment(name: str, config: ExperimentConfig) -> ExperimentResult:
@@ -35,6 +36,9 @@ def run_experiment(name: str, config: ExperimentConfig) -> ExperimentResult:
         runner = EXPERIMENTS[name]
     except KeyError:
         raise MrsynthError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}") from None
+    if config.train_also and name not in TRAIN_ALSO_EXPERIMENTS:
+        raise MrsynthError(f"--train-also: the {name} experiment does not take extra training data "
+                           f"(only {' and '.join(TRAIN_ALSO_EXPERIMENTS)} do)")
     return runner(config)
 
 
@@ -48,6 +52,7 @@ __all__ = [
     "Method",
     "ResultTable",
     "RunSettings",
+    "TRAIN_ALSO_EXPERIMENTS",
     "baseline_predictor",
     "cross_validate",
     "evaluate_checkpoint",

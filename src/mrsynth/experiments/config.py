@@ -55,6 +55,8 @@ class ExperimentConfig:
     contrast that the misalignment experiment perturbs (default: the first input).
     ``only_folds`` runs only these folds (from 1) of the cross-validation split, e.g. to spread
     one experiment's folds over processes; the transfer experiment has no folds.
+    ``train_also`` are further datasets (e.g. ``mrsynth simulate`` subjects) whose subjects join
+    the training set of every fold and are never tested (single-input and subsets only).
     """
 
     data: Path
@@ -94,6 +96,7 @@ class ExperimentConfig:
     init_from: Path | None = None
     ensemble: int = 1
     test_requires: tuple[str, ...] = ()
+    train_also: tuple[Path, ...] = ()
     per_subset_models: bool = True
     full_model: bool = True  # subsets: train (B), the one all-inputs model; False runs (A) and/or the baselines alone
     only_folds: tuple[int, ...] = ()
@@ -106,6 +109,7 @@ class ExperimentConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "data", Path(self.data))
         object.__setattr__(self, "out", Path(self.out))
+        object.__setattr__(self, "train_also", tuple(Path(p) for p in self.train_also))
         if self.folds < 2:
             raise ValueError("cross-validation needs at least 2 folds")
         if any(k < 1 for k in self.only_folds):
@@ -169,5 +173,7 @@ class ExperimentConfig:
             if isinstance(value, Levers):
                 out[name] = get_preset(self.preset).resolve(self.overrides).to_dict()
                 continue
-            out[name] = str(value) if isinstance(value, Path) else list(value) if isinstance(value, tuple) else value
+            if isinstance(value, tuple):
+                value = [str(item) if isinstance(item, Path) else item for item in value]
+            out[name] = str(value) if isinstance(value, Path) else value
         return out

@@ -12,7 +12,7 @@ from mrsynth.experiments.folds import FoldRecord, cross_validate, describe_folds
 from mrsynth.experiments.methods import Method
 from mrsynth.experiments.results import (ExperimentResult, ResultTable, task_label, with_column, write_experiment,
                                          write_figures)
-from mrsynth.experiments.tasks import fold_notes, left_out_notes, load_for, test_pool
+from mrsynth.experiments.tasks import fold_notes, load_crossval_task
 
 DEFAULT_INPUT = ("t1",)
 DEFAULT_TARGETS = ("t2", "flair")
@@ -35,30 +35,29 @@ def run_single_input(config: ExperimentConfig) -> ExperimentResult:
     for target in targets:  # every task's data first, so that a wrong --fold fails before any training
         label = task_label(inputs, target)
         try:
-            prepared = load_for(config, inputs, target)
+            task = load_crossval_task(config, inputs, target, label)
         except PreparedMismatchError:
             raise
         except DataError as error:
             notes.append(f"task {label} skipped: {error}")
             continue
-        pool = test_pool(config, prepared)
-        select_folds(config.only_folds, min(config.folds, len(prepared.slices.subjects if pool is None else pool)))
-        tasks.append((target, label, prepared, pool))
+        select_folds(config.only_folds, min(config.folds, len(task.slices.subjects if task.pool is None else task.pool)))
+        tasks.append((target, label, task))
     if not tasks:
         raise DataError("no single-input task can run: " + "; ".join(notes))
-    for target, label, prepared, pool in tasks:
-        notes += left_out_notes(prepared, label)
+    for target, label, task in tasks:
+        notes += task.notes
         settings = config.run_settings(target, inputs)
         task_dir = Path(config.out) / f"{subset_label(inputs)}_to_{target}"
-        result = cross_validate(prepared.slices, single_input_methods(inputs, config.baselines), settings, task_dir,
-                                config.folds, config.seed, config.progress, test_pool=pool, only=config.only_folds)
+        result = cross_validate(task.slices, single_input_methods(inputs, config.baselines), settings, task_dir,
+                                config.folds, config.seed, config.progress, test_pool=task.pool, only=config.only_folds)
         with_column(result.table, label, into=table)
         folds[label] = result.folds
         notes += fold_notes(result.folds, label)
         first = result.folds[0]
         proposed = Method.model("proposed", inputs).slug
         if config.figures and proposed in first.checkpoints:
-            test = prepared.slices.select_subjects(first.test_subjects)
+            test = task.slices.select_subjects(first.test_subjects)
             figures += write_figures(first.checkpoints[proposed], test, config.out, settings.train.device,
                                      prefix=f"{subset_label(inputs)}_to_{target}_")
     caption = ("Table 1 layout: single-input synthesis, MSE over non-background voxels of the mean-normalised "

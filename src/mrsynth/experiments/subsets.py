@@ -8,7 +8,7 @@ from mrsynth.experiments.config import ExperimentConfig
 from mrsynth.experiments.folds import cross_validate, describe_folds
 from mrsynth.experiments.methods import Method
 from mrsynth.experiments.results import ExperimentResult, ResultTable, write_experiment, write_figures
-from mrsynth.experiments.tasks import fold_notes, left_out_notes, load_for, test_pool
+from mrsynth.experiments.tasks import fold_notes, load_crossval_task
 
 DEFAULT_INPUTS = ("t1", "t2", "dwi")
 DEFAULT_TARGET = "flair"
@@ -41,17 +41,17 @@ def run_subsets(config: ExperimentConfig) -> ExperimentResult:
     if not methods:
         raise MrsynthError("subsets: nothing to run: without (A) per-subset models and without (B), the full model "
                            "(--no-per-subset --no-full-model), a baseline is needed (--baselines rf,linear)")
-    prepared = load_for(config, inputs, target)
+    task = load_crossval_task(config, inputs, target, "subsets")
     settings = config.run_settings(target, inputs)
-    result = cross_validate(prepared.slices, methods, settings,
+    result = cross_validate(task.slices, methods, settings,
                             config.out / "runs", config.folds, config.seed, config.progress,
-                            test_pool=test_pool(config, prepared), only=config.only_folds)
-    notes = left_out_notes(prepared, "subsets") + fold_notes(result.folds, "subsets")
+                            test_pool=task.pool, only=config.only_folds)
+    notes = task.notes + fold_notes(result.folds, "subsets")
     figures = []
     first = result.folds[0]
     full = Method.model(FULL_MODEL, inputs).slug
     if config.figures and full in first.checkpoints:
-        figures = write_figures(first.checkpoints[full], prepared.slices.select_subjects(first.test_subjects),
+        figures = write_figures(first.checkpoints[full], task.slices.select_subjects(first.test_subjects),
                                 config.out, settings.train.device)
     ran = {method.label[:3] for method in methods}
     legend = [text for key, text in (("(A)", "(A) one model trained per subset"),

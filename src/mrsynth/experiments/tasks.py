@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from mrsynth.data.preprocessing import PreprocessConfig
-from mrsynth.errors import DataError
+from mrsynth.data.slices import SliceSet, concatenate
+from mrsynth.errors import DataError, MrsynthError
 from mrsynth.experiments.config import ExperimentConfig
 from mrsynth.experiments.folds import FoldRecord
 from mrsynth.training.pipeline import PreparedData, default_cache_dir, load_task_data
@@ -49,6 +51,45 @@ def test_pool(config: ExperimentConfig, prepared: PreparedData) -> list[str] | N
     if len(pool) < 2:
         raise DataError(f"only {len(pool)} subject has all of {', '.join(config.test_requires)}; test folds need 2")
     return pool
+
+
+@dataclass(frozen=True)
+class CrossValTask:
+    """One task's data for cross-validation: the dataset under test, and subjects that only ever train.
+
+    ``slices`` holds the dataset's slices followed by those of ``config.train_also``; ``pool`` names
+    the subjects test folds may draw from (None: every subject of ``slices``); ``notes`` says which
+    subjects were left out and why.
+    """
+
+    prepared: PreparedData
+    slices: SliceSet
+    pool: list[str] | None
+    notes: list[str]
+
+
+def load_crossval_task(config: ExperimentConfig, inputs: tuple[str, ...], target: str, context: str) -> CrossValTask:
+    """``config.data``'s task with ``config.train_also``'s subjects added to every fold's training set.
+
+    Raises :class:`DataError` when ``config.data`` cannot serve the task, :class:`MrsynthError` when an
+    extra dataset cannot (so that an experiment never skips a task for a fault of its extra data).
+    """
+    prepared = load_for(config, inputs, target)
+    pool = test_pool(config, prepared)
+    notes = left_out_notes(prepared, context)
+    if not config.train_also:
+        return CrossValTask(prepared, prepared.slices, pool, notes)
+    extras = []
+    try:
+        for data in config.train_also:
+            extra = load_task(data, inputs, target, config.run_settings(target, inputs).preprocess,
+                              cache_dir=config.cache_dir, progress=config.progress)
+            notes += left_out_notes(extra, f"{context}, --train-also {data}")
+            extras.append(extra.slices)
+        slices = concatenate([prepared.slices, *extras])
+    except (DataError, ValueError) as error:  # the user's extra data is wrong: an error, never a skipped task
+        raise MrsynthError(f"--train-also {', '.join(map(str, config.train_also))}: {error}") from None
+    return CrossValTask(prepared, slices, list(prepared.slices.subjects) if pool is None else pool, notes)
 
 
 def left_out_notes(prepared: PreparedData, context: str) -> list[str]:
