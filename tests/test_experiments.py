@@ -18,6 +18,7 @@ from mrsynth.data.misalignment import (RigidPerturbation, misalign_subject_volum
 from mrsynth.errors import DataError, MrsynthError
 from mrsynth.evaluation.evaluate import evaluate_written
 from mrsynth.experiments import ExperimentConfig, evaluate_checkpoint, run_experiment
+from mrsynth.experiments.methods import Method, blend_predictor
 from mrsynth.training import load_checkpoint
 
 from toy import write_toy_nifti_dataset
@@ -237,6 +238,9 @@ def test_experiment_cli_quick_and_errors(toy, capsys) -> None:
     code = main(["experiment", "subsets", "--data", str(manifest), "--out", str(root / "bad"), "--no-full-model",
                  "--no-per-subset", "--baselines", "none"])
     assert code == 2 and "nothing to run" in capsys.readouterr().err
+    code = main(["experiment", "subsets", "--data", str(manifest), "--out", str(root / "bad"), "--blend-forest", "0.3",
+                 "--blend-forest", "1.5"])
+    assert code == 2 and "--blend-forest is the forest's weight, between 0 and 1 (exclusive), got 1.5" in capsys.readouterr().err
     assert ExperimentConfig(manifest, root / "x", forest_jobs=2).run_settings("flair", ("t1",)).forest.n_jobs == 2
 
 
@@ -335,3 +339,39 @@ def test_train_also_subjects_join_every_training_fold_and_are_never_tested(toy, 
                  str(manifest), *common[:1], "--inputs", "t1", *common[3:]])
     assert code == 2 and "--train-also" in capsys.readouterr().err  # an error, not a skipped task
     assert not any((root / name).exists() for name in ("also2", "also3", "also4"))
+
+
+def test_a_blend_of_the_model_and_the_forest_is_their_weighted_mean(toy) -> None:
+    root, manifest = toy
+    config = tiny(ExperimentConfig(manifest, root / "blend", inputs=("t1", "t2"), cache_dir=root / "cache", baselines=(),
+                                   per_subset_models=False, blend_forest=(0.25, 0.5), figures=False))
+    result = run_experiment("subsets", config)
+    mse = {(r.method, r.subset, r.subject): r.metrics.mse for r in result.table("subsets").rows}
+    model, forest = "(B) proposed, one model, missing inputs", "(C) rf"  # the forest is fitted for the blend
+    for weight in (0.25, 0.5):
+        blend = f"(D) blend of (B) and rf, forest weight {weight:g}"
+        keys = [(subset, subject) for method, subset, subject in mse if method == blend]
+        assert len(keys) == 3 * 4  # every subset, every subject
+        for key in keys:  # squared error is convex: the blend is no worse than the weighted mean of the two errors
+            assert mse[(blend, *key)] <= (1 - weight) * mse[(model, *key)] + weight * mse[(forest, *key)] + 1e-9
+            assert mse[(blend, *key)] not in (mse[(model, *key)], mse[(forest, *key)])
+    assert "(D) (B) and the forest averaged voxel by voxel" in result.report.read_text()
+    with pytest.raises(MrsynthError, match="needs \\(B\\)"):
+        run_experiment("subsets", replace(config, out=root / "blend2", full_model=False))
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        replace(config, blend_forest=(1.0,))
+
+
+def test_blend_methods_check_their_parts_and_weights() -> None:
+    model = Method.model("m", ("t1", "t2"), every_subset=True)
+    forest = Method.baseline("rf", ("t1",))
+    blend = Method.blend("b", ("t1",), (model, forest), (0.7, 0.3))
+    assert blend.training_key != Method.blend("b", ("t1",), (model, forest), (0.5, 0.5)).training_key
+    with pytest.raises(ValueError, match="sum to 1"):
+        Method.blend("b", ("t1",), (model, forest), (0.7, 0.7))
+    with pytest.raises(ValueError, match="tested on the blend's subsets"):
+        Method.blend("b", ("t2",), (model, forest), (0.5, 0.5))
+    with pytest.raises(ValueError, match="one weight each"):
+        Method("b", "blend", ("t1",), (("t1",),))
+    predict = blend_predictor([lambda s, p: np.ones(2), lambda s, p: np.full(2, 3.0)], (0.75, 0.25))
+    assert np.allclose(predict(None, None), 1.5)

@@ -126,6 +126,7 @@ def experiment(
     init_from: Optional[str] = typer.Option(None, "--init-from", help="Start every model from this model's weights, 'simulator' (the shipped pretrained:sim-<target>) or 'none' [default: the preset's]."),
     test_requires: Optional[str] = typer.Option(None, "--test-requires", help="Test folds only over subjects with all these contrasts, e.g. t1,t2 (the others always train) [subsets]."),
     train_also: Optional[list[Path]] = typer.Option(None, "--train-also", help="Another dataset (folder, manifest or prepared slices; repeatable) whose subjects join every fold's training set and are never tested, e.g. mrsynth simulate subjects [single-input, subsets]."),
+    blend_forest: Optional[list[float]] = typer.Option(None, "--blend-forest", help="Also test the model's and the forest's predictions averaged voxel by voxel, with this weight (0-1) on the forest (repeatable); fits the forest [single-input, subsets]."),
     per_subset: Optional[bool] = typer.Option(None, "--per-subset/--no-per-subset", help="subsets: also train (A), one model per input subset [default: yes]."),
     full_model: Optional[bool] = typer.Option(None, "--full-model/--no-full-model", help="subsets: train (B), the one model for all inputs; --no-full-model fits only (A) and/or the baselines [default: yes]."),
     ensemble: Optional[int] = typer.Option(None, "--ensemble", help="Models per method, trained with seeds seed, seed+1, ... and averaged [default: 1]."),
@@ -153,6 +154,7 @@ def experiment(
             target_data=target_data, target_layout=target_layout, finetune_epochs=finetune_epochs,
             misaligned=_contrasts(misaligned)[0] if misaligned else None, init_from=init_from, ensemble=ensemble, layout=layout,
             test_requires=_contrasts(test_requires) if test_requires else None, train_also=tuple(train_also) if train_also else None,
+            blend_forest=tuple(blend_forest) if blend_forest else None,
             per_subset_models=per_subset, full_model=full_model,
             only_folds=tuple(fold) if fold else None, cache_dir=cache_dir,
             figures=figures, resume=resume, progress=progress)

@@ -97,6 +97,7 @@ class ExperimentConfig:
     ensemble: int = 1
     test_requires: tuple[str, ...] = ()
     train_also: tuple[Path, ...] = ()
+    blend_forest: tuple[float, ...] = ()  # single-input, subsets: also test the model and forest averaged, each weight on the forest
     per_subset_models: bool = True
     full_model: bool = True  # subsets: train (B), the one all-inputs model; False runs (A) and/or the baselines alone
     only_folds: tuple[int, ...] = ()
@@ -126,6 +127,9 @@ class ExperimentConfig:
         get_preset(self.preset)
         if self.fusion not in FUSIONS:
             raise ValueError(f"fusion (--fusion) must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
+        wrong = [w for w in self.blend_forest if not 0 < w < 1]
+        if wrong:
+            raise ValueError(f"--blend-forest is the forest's weight, between 0 and 1 (exclusive), got {', '.join(map(str, wrong))}")
         if any(n < 1 for n in self.finetune_volumes):
             raise ValueError("fine-tuning volume counts must be at least 1")
 

@@ -21,7 +21,7 @@ from mrsynth.errors import MrsynthError
 from mrsynth.evaluation.evaluate import Predictor, evaluate_predictor
 from mrsynth.evaluation.metrics import MetricTable
 from mrsynth.experiments.config import RunSettings
-from mrsynth.experiments.methods import MODEL, Method, baseline_predictor, model_predictor
+from mrsynth.experiments.methods import BLEND, MODEL, Method, baseline_predictor, blend_predictor, model_predictor
 from mrsynth.training import kfold_subjects, load_checkpoint, save_checkpoint, train_model
 from mrsynth.training.checkpoint import combine_checkpoints
 from mrsynth.training.warm_start import load_warm_start, resolve_init
@@ -92,7 +92,8 @@ def run_fold(train: SliceSet, test: SliceSet, methods: Sequence[Method], setting
              table: MetricTable, index: int = 0, progress: bool = True) -> FoldRecord:
     """Fit every method on ``train`` and add its test rows (per subject and subset) to ``table``.
 
-    Methods with the same training key share one fitted instance. A method that cannot be
+    Methods with the same training key share one fitted instance; a blend combines the predictors of
+    methods listed before it. A method that cannot be
     trained on this split (e.g. no training slice has all its inputs) is skipped with the reason
     recorded in the returned :class:`FoldRecord`.
     """
@@ -102,6 +103,12 @@ def run_fold(train: SliceSet, test: SliceSet, methods: Sequence[Method], setting
     for method in methods:
         started = time.perf_counter()
         key = method.training_key
+        if method.kind == BLEND and key not in fitted:
+            missing = [part.label for part in method.parts if part.training_key not in fitted]
+            if missing:  # a part was skipped (its reason is recorded) or not asked for
+                record.skipped.append(f"{method.label}: not fitted in this fold: {', '.join(missing)}")
+                continue
+            fitted[key] = blend_predictor([fitted[part.training_key] for part in method.parts], method.weights)
         if key not in fitted:
             _say(progress, f"fold {index + 1}: fitting {method.label} ({method.slug}) on {len(train.subjects)} subjects")
             try:

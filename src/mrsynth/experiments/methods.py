@@ -13,6 +13,7 @@ from mrsynth.inference.synthesizer import Synthesizer
 from mrsynth.training import Checkpoint
 
 MODEL = "model"
+BLEND = "blend"
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,18 @@ class Method:
     initial: Path | None = None
     trainable: tuple[str, ...] = ("encoders", "spatial_transformer", "decoder")
     validate: bool = True
+    parts: tuple["Method", ...] = ()
+    weights: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.kind != MODEL and self.kind not in BASELINE_NAMES:
+        if self.kind not in (MODEL, BLEND) and self.kind not in BASELINE_NAMES:
             raise ValueError(f"unknown method kind {self.kind!r}")
+        if (self.kind == BLEND) != bool(self.parts) or len(self.parts) != len(self.weights):
+            raise ValueError(f"{self.label}: a blend, and only a blend, has parts, one weight each")
+        if self.weights and (min(self.weights) < 0 or abs(sum(self.weights) - 1) > 1e-6):
+            raise ValueError(f"{self.label}: blend weights must be non-negative and sum to 1, got {list(self.weights)}")
+        if any(subset not in part.test_subsets for part in self.parts for subset in self.test_subsets):
+            raise ValueError(f"{self.label}: every part of a blend must be tested on the blend's subsets")
         if self.kind != MODEL and self.test_subsets != (self.inputs,):
             raise ValueError(f"the {self.kind} baseline can only be tested on the inputs it was trained on")
         if any(c not in self.inputs for subset in self.test_subsets for c in subset):
@@ -57,9 +66,16 @@ class Method:
         """A comparison method fitted for exactly ``inputs``."""
         return cls(label or kind, kind, tuple(inputs), (tuple(inputs),))
 
+    @classmethod
+    def blend(cls, label: str, inputs: tuple[str, ...], parts: tuple["Method", ...], weights: tuple[float, ...]) -> "Method":
+        """The voxel-wise weighted mean of ``parts``' predictions from exactly ``inputs``."""
+        return cls(label, BLEND, tuple(inputs), (tuple(inputs),), parts=tuple(parts), weights=tuple(weights))
+
     @property
     def training_key(self) -> tuple[object, ...]:
         """What determines the trained instance (methods equal in this share it within a fold)."""
+        if self.kind == BLEND:
+            return (self.kind, self.inputs, tuple(part.training_key for part in self.parts), self.weights)
         return (self.kind, self.inputs, self.spatial_transformer, self.initial, self.trainable, self.validate)
 
     @property
@@ -91,6 +107,21 @@ def model_predictor(checkpoint: Checkpoint, contrasts: tuple[str, ...], device: 
 
     def predict(stack: np.ndarray, present: np.ndarray) -> np.ndarray:
         return synthesizer.predict_stack(stack[:, cols], np.asarray(present)[cols])
+
+    return predict
+
+
+def blend_label(model: str, forest_weight: float) -> str:
+    """The table row of a model-forest blend, e.g. ``(D) blend of (B) and rf, forest weight 0.3``."""
+    prefix = "(D) " if model.startswith("(") else ""
+    return f"{prefix}blend of {model} and rf, forest weight {forest_weight:g}"
+
+
+def blend_predictor(predictors: list[Predictor], weights: tuple[float, ...]) -> Predictor:
+    """A predictor whose output is the ``weights``-weighted mean of ``predictors``' outputs."""
+
+    def predict(stack: np.ndarray, present: np.ndarray) -> np.ndarray:
+        return sum(weight * predictor(stack, present) for predictor, weight in zip(predictors, weights))
 
     return predict
 

@@ -9,7 +9,7 @@ from mrsynth.evaluation.metrics import MetricTable
 from mrsynth.evaluation.evaluate import subset_label
 from mrsynth.experiments.config import ExperimentConfig
 from mrsynth.experiments.folds import FoldRecord, cross_validate, describe_folds, select_folds
-from mrsynth.experiments.methods import Method
+from mrsynth.experiments.methods import Method, blend_label
 from mrsynth.experiments.results import (ExperimentResult, ResultTable, task_label, with_column, write_experiment,
                                          write_figures)
 from mrsynth.experiments.tasks import fold_notes, load_crossval_task
@@ -18,9 +18,18 @@ DEFAULT_INPUT = ("t1",)
 DEFAULT_TARGETS = ("t2", "flair")
 
 
-def single_input_methods(inputs: tuple[str, ...], baselines: tuple[str, ...]) -> list[Method]:
-    """The proposed model and every requested baseline, all on the same single input."""
-    return [Method.model("proposed", inputs)] + [Method.baseline(name, inputs) for name in baselines]
+def single_input_methods(inputs: tuple[str, ...], baselines: tuple[str, ...],
+                         blend_forest: tuple[float, ...] = ()) -> list[Method]:
+    """The proposed model and every requested baseline, all on the same single input.
+
+    ``blend_forest`` adds, per weight, the voxel-wise mean of the model's and the forest's
+    predictions with that weight on the forest (fitted for it even when not among ``baselines``).
+    """
+    proposed = Method.model("proposed", inputs)
+    names = list(baselines) + (["rf"] if blend_forest and "rf" not in baselines else [])
+    methods = [proposed] + [Method.baseline(name, inputs) for name in names]
+    return methods + [Method.blend(blend_label("proposed", weight), inputs, (proposed, Method.baseline("rf", inputs)),
+                                   (1 - weight, weight)) for weight in blend_forest]
 
 
 def run_single_input(config: ExperimentConfig) -> ExperimentResult:
@@ -49,7 +58,7 @@ def run_single_input(config: ExperimentConfig) -> ExperimentResult:
         notes += task.notes
         settings = config.run_settings(target, inputs)
         task_dir = Path(config.out) / f"{subset_label(inputs)}_to_{target}"
-        result = cross_validate(task.slices, single_input_methods(inputs, config.baselines), settings, task_dir,
+        result = cross_validate(task.slices, single_input_methods(inputs, config.baselines, config.blend_forest), settings, task_dir,
                                 config.folds, config.seed, config.progress, test_pool=task.pool, only=config.only_folds)
         with_column(result.table, label, into=table)
         folds[label] = result.folds

@@ -6,7 +6,7 @@ from mrsynth.errors import MrsynthError
 from mrsynth.evaluation.evaluate import all_subsets, subset_label
 from mrsynth.experiments.config import ExperimentConfig
 from mrsynth.experiments.folds import cross_validate, describe_folds
-from mrsynth.experiments.methods import Method
+from mrsynth.experiments.methods import Method, blend_label
 from mrsynth.experiments.results import ExperimentResult, ResultTable, write_experiment, write_figures
 from mrsynth.experiments.tasks import fold_notes, load_crossval_task
 
@@ -17,27 +17,39 @@ FULL_MODEL = "(B) proposed, one model, missing inputs"
 
 
 def subset_methods(inputs: tuple[str, ...], baselines: tuple[str, ...], per_subset: bool = True,
-                   full_model: bool = True) -> list[Method]:
+                   full_model: bool = True, blend_forest: tuple[float, ...] = ()) -> list[Method]:
     """(A) one model per subset, (B) the all-inputs model tested on every subset, (C) baselines per subset.
 
     The (A) model for the full set is the (B) model (same training), so it is trained once per fold.
     ``per_subset=False`` leaves (A) out (it trains one model per subset and fold); ``full_model=False``
     leaves (B) out, e.g. to fit the baselines on the folds of an earlier run in a separate process.
+    ``blend_forest`` adds (D): per subset and weight, (B)'s prediction and the forest's averaged with
+    that weight on the forest (the forest is fitted for it even when not among ``baselines``).
     """
     subsets = all_subsets(inputs)
     methods = [Method.model("(A) proposed, one model per subset", subset) for subset in subsets] if per_subset else []
+    full = Method.model(FULL_MODEL, inputs, every_subset=True)
     if full_model:
-        methods.append(Method.model(FULL_MODEL, inputs, every_subset=True))
-    for name in (b for b in baselines if b in SUBSET_BASELINES):
+        methods.append(full)
+    wanted = [b for b in baselines if b in SUBSET_BASELINES]
+    if blend_forest and "rf" not in wanted:
+        wanted.append("rf")
+    for name in wanted:
         methods += [Method.baseline(name, subset, label=f"(C) {name}") for subset in subsets]
+    if blend_forest and not full_model:
+        raise MrsynthError("--blend-forest blends (B), the full model, with the forest: it needs (B) (drop --no-full-model)")
+    methods += [Method.blend(blend_label(FULL_MODEL[:3], weight), subset,
+                             (full, Method.baseline("rf", subset, label="(C) rf")), (1 - weight, weight))
+                for weight in blend_forest for subset in subsets]
     return methods
+
 
 
 def run_subsets(config: ExperimentConfig) -> ExperimentResult:
     """Cross-validate (A), (B) and (C) on the same folds; columns are the input subsets."""
     inputs = config.inputs or DEFAULT_INPUTS
     target = config.target or DEFAULT_TARGET
-    methods = subset_methods(inputs, config.baselines, config.per_subset_models, config.full_model)
+    methods = subset_methods(inputs, config.baselines, config.per_subset_models, config.full_model, config.blend_forest)
     if not methods:
         raise MrsynthError("subsets: nothing to run: without (A) per-subset models and without (B), the full model "
                            "(--no-per-subset --no-full-model), a baseline is needed (--baselines rf,linear)")
@@ -56,7 +68,8 @@ def run_subsets(config: ExperimentConfig) -> ExperimentResult:
     ran = {method.label[:3] for method in methods}
     legend = [text for key, text in (("(A)", "(A) one model trained per subset"),
                                      ("(B)", "(B) one model trained on all inputs, tested with inputs missing"),
-                                     ("(C)", "(C) baselines fitted per subset")) if key in ran]
+                                     ("(C)", "(C) baselines fitted per subset"),
+                                     ("(D)", "(D) (B) and the forest averaged voxel by voxel")) if key in ran]
     caption = (f"Table 2 layout: synthesising {target} from every subset of {subset_label(inputs)} "
                f"(columns), {describe_folds(result.folds)}, same folds for every row. " + "; ".join(legend) + ".")
     item = ResultTable("subsets", f"Multi-input synthesis of {target} (Table 2)", result.table, caption)
