@@ -19,6 +19,8 @@ from mrsynth.errors import DataError, MrsynthError
 from mrsynth.evaluation.evaluate import evaluate_written
 from mrsynth.experiments import ExperimentConfig, evaluate_checkpoint, run_experiment
 from mrsynth.experiments.methods import Method, blend_predictor
+from mrsynth.experiments.single_input import single_input_methods
+from mrsynth.experiments.subsets import subset_methods
 from mrsynth.training import load_checkpoint
 
 from toy import write_toy_nifti_dataset
@@ -321,11 +323,15 @@ def test_train_also_subjects_join_every_training_fold_and_are_never_tested(toy, 
     common = ["--quick", "--inputs", "t1,t2", "--folds", "2", "--size", "16x16", "--epochs", "1", "--baselines", "linear",
               "--no-per-subset", "--no-figures", *_cli_common(root)]
     assert main(["experiment", "subsets", "--data", str(manifest), "--out", str(root / "also"), "--train-also", str(extra),
-                 *common]) == 0
+                 "--val-fraction", "0.5", *common]) == 0
     folds = json.loads((root / "also" / "runs" / "folds.json").read_text())
     assert sorted(s for fold in folds for s in fold["test_subjects"]) == ["sub0", "sub1", "sub2", "sub3"]
     assert all({"extrasub0", "extrasub1"} <= set(fold["train_subjects"]) and len(fold["train_subjects"]) == 4
                for fold in folds)
+    for fold in folds:  # validation draws from the dataset's own training subjects only
+        validation = fold["val_subjects"]["model-t1+t2"]
+        assert len(validation) == 1 and validation[0] in fold["train_subjects"] and not validation[0].startswith("extra")
+    assert "2 subjects of" in (root / "also" / "report.md").read_text()
     assert {row["subject"] for row in _csv_rows(root / "also" / "subsets.csv")} == {"sub0", "sub1", "sub2", "sub3"}
     assert json.loads((root / "also" / "settings.json").read_text())["train_also"] == [str(extra)]
     capsys.readouterr()
@@ -334,7 +340,7 @@ def test_train_also_subjects_join_every_training_fold_and_are_never_tested(toy, 
     assert code == 2 and "sub0, sub1, sub2, sub3 appear in more than one" in capsys.readouterr().err
     code = main(["experiment", "misalignment", "--data", str(manifest), "--out", str(root / "also3"), "--train-also",
                  str(extra), *common])
-    assert code == 2 and "misalignment experiment does not take extra training data" in capsys.readouterr().err
+    assert code == 2 and "--train-also: the misalignment experiment does not take it" in capsys.readouterr().err
     code = main(["experiment", "single-input", "--data", str(manifest), "--out", str(root / "also4"), "--train-also",
                  str(manifest), *common[:1], "--inputs", "t1", *common[3:]])
     assert code == 2 and "--train-also" in capsys.readouterr().err  # an error, not a skipped task
@@ -360,6 +366,10 @@ def test_a_blend_of_the_model_and_the_forest_is_their_weighted_mean(toy) -> None
         run_experiment("subsets", replace(config, out=root / "blend2", full_model=False))
     with pytest.raises(ValueError, match="between 0 and 1"):
         replace(config, blend_forest=(1.0,))
+    with pytest.raises(ValueError, match="must differ"):
+        replace(config, blend_forest=(0.3, 0.3))
+    with pytest.raises(MrsynthError, match="--blend-forest: the transfer experiment does not take it"):
+        run_experiment("transfer", replace(config, out=root / "blend3"))
 
 
 def test_blend_methods_check_their_parts_and_weights() -> None:
@@ -373,5 +383,11 @@ def test_blend_methods_check_their_parts_and_weights() -> None:
         Method.blend("b", ("t2",), (model, forest), (0.5, 0.5))
     with pytest.raises(ValueError, match="one weight each"):
         Method("b", "blend", ("t1",), (("t1",),))
+    for methods in (subset_methods(("t1", "t2"), (), per_subset=False, blend_forest=(0.2,)),
+                    single_input_methods(("t1",), (), blend_forest=(0.2,))):
+        blends = [m for m in methods if m.kind == "blend"]
+        assert blends and all(m.weights == (0.8, 0.2) and m.parts[0].kind == "model" and m.parts[1].kind == "rf"
+                              and m.parts[1].inputs == m.inputs for m in blends)
+        assert any(m.kind == "rf" for m in methods)  # the forest is fitted before the blends that use it
     predict = blend_predictor([lambda s, p: np.ones(2), lambda s, p: np.full(2, 3.0)], (0.75, 0.25))
     assert np.allclose(predict(None, None), 1.5)

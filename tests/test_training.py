@@ -64,6 +64,15 @@ def test_training_is_reproducible_and_resume_continues(tmp_path) -> None:
     assert resumed.history[-1]["train_total"] == pytest.approx(full.history[-1]["train_total"], rel=1e-5)
 
 
+def test_a_run_resumes_only_on_the_subjects_it_started_with(tmp_path) -> None:
+    slices = toy_slices()
+    model = ModelConfig(inputs=slices.contrasts, target="flair", **TINY)
+    train_model(slices, model, quick_config(epochs=1), tmp_path / "run")
+    fewer = slices.select_subjects(["sub0", "sub1", "sub2"])
+    with pytest.raises(MrsynthError, match="trained on other subjects \\(missing now: sub3\\)"):
+        train_model(fewer, model, quick_config(epochs=2), tmp_path / "run", resume=True)
+
+
 def test_existing_run_is_not_overwritten(tmp_path) -> None:
     slices = toy_slices()
     config = ModelConfig(inputs=slices.contrasts, target="flair", **TINY)

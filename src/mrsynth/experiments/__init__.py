@@ -27,7 +27,7 @@ EXPERIMENTS: dict[str, Callable[[ExperimentConfig], ExperimentResult]] = {
     "misalignment": run_misalignment,
     "transfer": run_transfer,
 }
-TRAIN_ALSO_EXPERIMENTS = ("single-input", "subsets")  # the cross-validated ones; extra subjects join every fold's training
+CROSSVAL_OPTION_EXPERIMENTS = ("single-input", "subsets")  # the experiments that take --train-also and --blend-forest
 
 
 def run_experiment(name: str, config: ExperimentConfig) -> ExperimentResult:
@@ -36,13 +36,15 @@ def run_experiment(name: str, config: ExperimentConfig) -> ExperimentResult:
         runner = EXPERIMENTS[name]
     except KeyError:
         raise MrsynthError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}") from None
-    if config.train_also and name not in TRAIN_ALSO_EXPERIMENTS:
-        raise MrsynthError(f"--train-also: the {name} experiment does not take extra training data "
-                           f"(only {' and '.join(TRAIN_ALSO_EXPERIMENTS)} do)")
+    for option, given in (("--train-also", config.train_also), ("--blend-forest", config.blend_forest)):
+        if given and name not in CROSSVAL_OPTION_EXPERIMENTS:
+            raise MrsynthError(f"{option}: the {name} experiment does not take it "
+                               f"(only {' and '.join(CROSSVAL_OPTION_EXPERIMENTS)} do)")
     return runner(config)
 
 
 __all__ = [
+    "CROSSVAL_OPTION_EXPERIMENTS",
     "EXPERIMENTS",
     "CrossValResult",
     "EvaluationResult",
@@ -52,7 +54,6 @@ __all__ = [
     "Method",
     "ResultTable",
     "RunSettings",
-    "TRAIN_ALSO_EXPERIMENTS",
     "baseline_predictor",
     "cross_validate",
     "evaluate_checkpoint",

@@ -127,9 +127,13 @@ class ExperimentConfig:
         get_preset(self.preset)
         if self.fusion not in FUSIONS:
             raise ValueError(f"fusion (--fusion) must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
+        object.__setattr__(self, "blend_forest", tuple(float(w) for w in self.blend_forest))
         wrong = [w for w in self.blend_forest if not 0 < w < 1]
         if wrong:
             raise ValueError(f"--blend-forest is the forest's weight, between 0 and 1 (exclusive), got {', '.join(map(str, wrong))}")
+        shown = [f"{w:g}" for w in self.blend_forest]
+        if len(set(shown)) < len(shown):
+            raise ValueError(f"--blend-forest weights must differ (they name the table's rows), got {', '.join(shown)}")
         if any(n < 1 for n in self.finetune_volumes):
             raise ValueError("fine-tuning volume counts must be at least 1")
 

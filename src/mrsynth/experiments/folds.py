@@ -22,7 +22,8 @@ from mrsynth.evaluation.evaluate import Predictor, evaluate_predictor
 from mrsynth.evaluation.metrics import MetricTable
 from mrsynth.experiments.config import RunSettings
 from mrsynth.experiments.methods import BLEND, MODEL, Method, baseline_predictor, blend_predictor, model_predictor
-from mrsynth.training import kfold_subjects, load_checkpoint, save_checkpoint, train_model
+from mrsynth.training import (TrainConfig, kfold_subjects, load_checkpoint, save_checkpoint, split_subjects,
+                              train_model)
 from mrsynth.training.checkpoint import combine_checkpoints
 from mrsynth.training.warm_start import load_warm_start, resolve_init
 
@@ -54,8 +55,20 @@ def _say(progress: bool, message: str) -> None:
         tqdm.write(message)
 
 
+def _validation_subjects(method: Method, train: SliceSet, train_config: TrainConfig,
+                         train_only: Sequence[str]) -> list[str] | None:
+    """Who a model validates on: nobody (``validate=False``), the trainer's own draw (None), or a
+    draw from the subjects outside ``train_only`` (extra training data is never validated on)."""
+    if not method.validate:
+        return []
+    if not train_only:
+        return None
+    return split_subjects([s for s in train.subjects if s not in set(train_only)], train_config.val_fraction,
+                          train_config.seed)[1]
+
+
 def _fit(method: Method, train: SliceSet, settings: RunSettings, run_dir: Path, test_contrasts: tuple[str, ...],
-         record: FoldRecord) -> Predictor:
+         record: FoldRecord, train_only: Sequence[str] = ()) -> Predictor:
     """Train one method and return its predictor over ``test_contrasts``; models are kept in ``run_dir``."""
     if method.kind != MODEL:
         config = {"rf": settings.forest, "dedis": settings.dedis}.get(method.kind)
@@ -77,7 +90,7 @@ def _fit(method: Method, train: SliceSet, settings: RunSettings, run_dir: Path, 
                              training_data={"subjects": list(train.subjects)},
                              resume=settings.resume and (member_dir / "last.pt").exists(), overwrite=not settings.resume,
                              initial_state=initial_state, trainable=method.trainable,
-                             val_subjects=None if method.validate else [])
+                             val_subjects=_validation_subjects(method, train, train_config, train_only))
         members.append(result.best_checkpoint)
         if k == 0:
             record.val_subjects[method.slug] = list(result.val_subjects)
@@ -89,13 +102,13 @@ def _fit(method: Method, train: SliceSet, settings: RunSettings, run_dir: Path, 
 
 
 def run_fold(train: SliceSet, test: SliceSet, methods: Sequence[Method], settings: RunSettings, fold_dir: str | Path,
-             table: MetricTable, index: int = 0, progress: bool = True) -> FoldRecord:
+             table: MetricTable, index: int = 0, progress: bool = True, train_only: Sequence[str] = ()) -> FoldRecord:
     """Fit every method on ``train`` and add its test rows (per subject and subset) to ``table``.
 
     Methods with the same training key share one fitted instance; a blend combines the predictors of
     methods listed before it. A method that cannot be
     trained on this split (e.g. no training slice has all its inputs) is skipped with the reason
-    recorded in the returned :class:`FoldRecord`.
+    recorded in the returned :class:`FoldRecord`. Models never validate on ``train_only`` subjects.
     """
     fold_dir = Path(fold_dir)
     record = FoldRecord(index, list(train.subjects), list(test.subjects))
@@ -112,7 +125,7 @@ def run_fold(train: SliceSet, test: SliceSet, methods: Sequence[Method], setting
         if key not in fitted:
             _say(progress, f"fold {index + 1}: fitting {method.label} ({method.slug}) on {len(train.subjects)} subjects")
             try:
-                fitted[key] = _fit(method, train, settings, fold_dir / method.slug, test.contrasts, record)
+                fitted[key] = _fit(method, train, settings, fold_dir / method.slug, test.contrasts, record, train_only)
             except MrsynthError as error:
                 record.skipped.append(f"{method.label}: {error}")
                 _say(progress, f"fold {index + 1}: {method.label} skipped: {error}")
@@ -124,11 +137,13 @@ def run_fold(train: SliceSet, test: SliceSet, methods: Sequence[Method], setting
 
 def cross_validate(slices: SliceSet, methods: Sequence[Method], settings: RunSettings, out_dir: str | Path,
                    folds: int = 5, seed: int = 0, progress: bool = True, table: MetricTable | None = None,
-                   test_pool: Sequence[str] | None = None, only: Sequence[int] | None = None) -> CrossValResult:
+                   test_pool: Sequence[str] | None = None, only: Sequence[int] | None = None,
+                   train_only: Sequence[str] = ()) -> CrossValResult:
     """k-fold cross-validation by subject (``folds >= subjects``: leave-one-out) of every method.
 
     With ``test_pool`` the folds split only those subjects; every other subject is always
-    training data (e.g. incomplete cases that help training but cannot be tested on every subset).
+    training data (e.g. incomplete cases that help training but cannot be tested on every subset);
+    ``train_only`` subjects (outside ``test_pool``) are never validated on either.
     ``only`` runs just these folds (numbered from 1) of the same split, so that the folds of one
     experiment can run in separate processes or machines. Writes each fold's models under
     ``out_dir/fold<k>/<method>/`` and ``out_dir/folds.json``.
@@ -144,7 +159,7 @@ def cross_validate(slices: SliceSet, methods: Sequence[Method], settings: RunSet
             continue
         _say(progress, f"fold {k + 1}/{len(splits)}: test subjects {', '.join(test_names)}")
         record = run_fold(slices.select_subjects(train_names), slices.select_subjects(test_names), methods,
-                          settings, out_dir / f"fold{k + 1}", table, index=k, progress=progress)
+                          settings, out_dir / f"fold{k + 1}", table, index=k, progress=progress, train_only=train_only)
         records.append(replace(record, of=len(splits)))
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "folds.json").write_text(json.dumps([asdict(r) for r in records], indent=1))

@@ -58,8 +58,9 @@ def run_single_input(config: ExperimentConfig) -> ExperimentResult:
         notes += task.notes
         settings = config.run_settings(target, inputs)
         task_dir = Path(config.out) / f"{subset_label(inputs)}_to_{target}"
-        result = cross_validate(task.slices, single_input_methods(inputs, config.baselines, config.blend_forest), settings, task_dir,
-                                config.folds, config.seed, config.progress, test_pool=task.pool, only=config.only_folds)
+        methods = single_input_methods(inputs, config.baselines, config.blend_forest)
+        result = cross_validate(task.slices, methods, settings, task_dir, config.folds, config.seed, config.progress,
+                                test_pool=task.pool, only=config.only_folds, train_only=task.train_only)
         with_column(result.table, label, into=table)
         folds[label] = result.folds
         notes += fold_notes(result.folds, label)

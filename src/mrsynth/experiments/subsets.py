@@ -26,6 +26,8 @@ def subset_methods(inputs: tuple[str, ...], baselines: tuple[str, ...], per_subs
     ``blend_forest`` adds (D): per subset and weight, (B)'s prediction and the forest's averaged with
     that weight on the forest (the forest is fitted for it even when not among ``baselines``).
     """
+    if blend_forest and not full_model:
+        raise MrsynthError("--blend-forest blends (B), the full model, with the forest: it needs (B) (drop --no-full-model)")
     subsets = all_subsets(inputs)
     methods = [Method.model("(A) proposed, one model per subset", subset) for subset in subsets] if per_subset else []
     full = Method.model(FULL_MODEL, inputs, every_subset=True)
@@ -36,13 +38,10 @@ def subset_methods(inputs: tuple[str, ...], baselines: tuple[str, ...], per_subs
         wanted.append("rf")
     for name in wanted:
         methods += [Method.baseline(name, subset, label=f"(C) {name}") for subset in subsets]
-    if blend_forest and not full_model:
-        raise MrsynthError("--blend-forest blends (B), the full model, with the forest: it needs (B) (drop --no-full-model)")
     methods += [Method.blend(blend_label(FULL_MODEL[:3], weight), subset,
                              (full, Method.baseline("rf", subset, label="(C) rf")), (1 - weight, weight))
                 for weight in blend_forest for subset in subsets]
     return methods
-
 
 
 def run_subsets(config: ExperimentConfig) -> ExperimentResult:
@@ -57,7 +56,8 @@ def run_subsets(config: ExperimentConfig) -> ExperimentResult:
     settings = config.run_settings(target, inputs)
     result = cross_validate(task.slices, methods, settings,
                             config.out / "runs", config.folds, config.seed, config.progress,
-                            test_pool=task.pool, only=config.only_folds)
+                            test_pool=task.pool, only=config.only_folds,
+                            train_only=task.train_only)
     notes = task.notes + fold_notes(result.folds, "subsets")
     figures = []
     first = result.folds[0]

@@ -14,13 +14,14 @@ from mrsynth.training.pipeline import PreparedData, default_cache_dir, load_task
 
 
 def load_task(data: str | Path, inputs: tuple[str, ...], target: str, preprocess: PreprocessConfig,
-              layout: str | None = None, cache_dir: Path | None = None, progress: bool = True) -> PreparedData:
-    """``inputs -> target`` slices of ``data``; :class:`DataError` when fewer than two subjects are usable."""
+              layout: str | None = None, cache_dir: Path | None = None, progress: bool = True,
+              min_subjects: int = 2) -> PreparedData:
+    """``inputs -> target`` slices of ``data``; :class:`DataError` when fewer than ``min_subjects`` are usable."""
     prepared = load_task_data(data, inputs, target, preprocess, layout=layout, cache_dir=cache_dir or default_cache_dir(),
                               progress=progress)
-    if len(prepared.slices.subjects) < 2:
+    if len(prepared.slices.subjects) < min_subjects:
         raise DataError(f"{data}: only {len(prepared.slices.subjects)} subject has {target} and any of "
-                        f"{', '.join(inputs)}; at least 2 are needed")
+                        f"{', '.join(inputs)}; at least {min_subjects} are needed")
     return prepared
 
 
@@ -57,39 +58,46 @@ def test_pool(config: ExperimentConfig, prepared: PreparedData) -> list[str] | N
 class CrossValTask:
     """One task's data for cross-validation: the dataset under test, and subjects that only ever train.
 
-    ``slices`` holds the dataset's slices followed by those of ``config.train_also``; ``pool`` names
-    the subjects test folds may draw from (None: every subject of ``slices``); ``notes`` says which
-    subjects were left out and why.
+    ``slices`` holds the dataset's slices followed by those of ``config.train_also``, whose subjects
+    ``train_only`` names; ``pool`` names the subjects test folds may draw from (None: every subject
+    of ``slices``); ``notes`` says which subjects were left out or added, and why.
     """
 
-    prepared: PreparedData
     slices: SliceSet
     pool: list[str] | None
+    train_only: tuple[str, ...]
     notes: list[str]
 
 
 def load_crossval_task(config: ExperimentConfig, inputs: tuple[str, ...], target: str, context: str) -> CrossValTask:
     """``config.data``'s task with ``config.train_also``'s subjects added to every fold's training set.
 
-    Raises :class:`DataError` when ``config.data`` cannot serve the task, :class:`MrsynthError` when an
-    extra dataset cannot (so that an experiment never skips a task for a fault of its extra data).
+    Extra datasets are discovered with their own layout detected. Raises :class:`DataError` when
+    ``config.data`` cannot serve the task, :class:`MrsynthError` when an extra dataset cannot (so
+    that an experiment never skips a task for a fault of its extra data).
     """
     prepared = load_for(config, inputs, target)
     pool = test_pool(config, prepared)
     notes = left_out_notes(prepared, context)
     if not config.train_also:
-        return CrossValTask(prepared, prepared.slices, pool, notes)
+        return CrossValTask(prepared.slices, pool, (), notes)
     extras = []
-    try:
-        for data in config.train_also:
+    for data in config.train_also:
+        try:
             extra = load_task(data, inputs, target, config.run_settings(target, inputs).preprocess,
-                              cache_dir=config.cache_dir, progress=config.progress)
-            notes += left_out_notes(extra, f"{context}, --train-also {data}")
-            extras.append(extra.slices)
+                              cache_dir=config.cache_dir, progress=config.progress, min_subjects=1)
+        except DataError as error:  # the user's extra data is wrong: an error, never a skipped task
+            raise MrsynthError(f"--train-also {data}: {error}") from None
+        notes += left_out_notes(extra, f"{context}, --train-also {data}")
+        notes.append(f"{context}: {len(extra.slices.subjects)} subjects of {data} joined every fold's training set "
+                     "(never tested, never validated on)")
+        extras.append(extra.slices)
+    try:
         slices = concatenate([prepared.slices, *extras])
-    except (DataError, ValueError) as error:  # the user's extra data is wrong: an error, never a skipped task
+    except ValueError as error:
         raise MrsynthError(f"--train-also {', '.join(map(str, config.train_also))}: {error}") from None
-    return CrossValTask(prepared, slices, list(prepared.slices.subjects) if pool is None else pool, notes)
+    train_only = tuple(name for extra in extras for name in extra.subjects)
+    return CrossValTask(slices, list(prepared.slices.subjects) if pool is None else pool, train_only, notes)
 
 
 def left_out_notes(prepared: PreparedData, context: str) -> list[str]:

@@ -162,6 +162,15 @@ def cudnn_autotuning(enabled: bool) -> Iterator[None]:
         torch.backends.cudnn.benchmark = before
 
 
+def _check_same_subjects(last_path: Path, saved: list[str], now: tuple[str, ...]) -> None:
+    """A run is resumed on the subjects it was started with; :class:`MrsynthError` names the difference."""
+    added, gone = sorted(set(now) - set(saved)), sorted(set(saved) - set(now))
+    if added or gone:
+        parts = ([f"new now: {', '.join(added)}"] if added else []) + ([f"missing now: {', '.join(gone)}"] if gone else [])
+        raise MrsynthError(f"{last_path}: the run being resumed was trained on other subjects ({'; '.join(parts)}); "
+                           "start a new run instead")
+
+
 def train_model(slices: SliceSet, model_config: ModelConfig, config: TrainConfig, run_dir: str | Path, *,
                 preprocess: dict[str, Any] | None = None, training_data: dict[str, Any] | None = None,
                 resume: bool = False, overwrite: bool = False, initial_state: dict[str, torch.Tensor] | None = None,
@@ -246,6 +255,7 @@ def _train(slices: SliceSet, model_config: ModelConfig, config: TrainConfig, run
         start_epoch, best_value, best_epoch = int(state["epoch"]) + 1, float(state["best_value"]), int(state["best_epoch"])
         stale, history = int(state["stale"]), list(state["history"])
         train_subjects, val_subjects = list(state["train_subjects"]), list(state["val_subjects"])
+        _check_same_subjects(last_path, train_subjects + val_subjects, slices.subjects)
         log.info("resuming %s at epoch %d", run_dir, start_epoch + 1)
     net = wrap_model(model, context, device)
     train_rows, val_rows = _rows_of(slices, train_subjects), _rows_of(slices, val_subjects)
