@@ -59,6 +59,7 @@ WarmupOpt = Annotated[Optional[int], typer.Option("--warmup-epochs", help="Epoch
 MseWeightOpt = Annotated[Optional[float], typer.Option("--mse-weight", min=0.0, help="Weight of an extra MSE term on the fused output [default: the preset's; paper: 0].")]
 VarianceWeightOpt = Annotated[Optional[float], typer.Option("--variance-weight", min=0.0, help="Weight of the cost's latent-variance term, which pulls the contrasts' latents together [default: the preset's, 1 as in the paper; train: what --loss-weights gives].")]
 FlipOpt = Annotated[Optional[bool], typer.Option("--test-time-flip/--no-test-time-flip", help="The model averages its output with that of the left-right flipped input at synthesis [default: the preset's].")]
+CalibrateOpt = Annotated[Optional[bool], typer.Option("--calibrate-mean/--no-calibrate-mean", help="Synthesis rescales the output so that its brain mean equals the inputs' (needs mean input scaling) [default: the preset's; paper: off].")]
 ValFractionOpt = Annotated[Optional[float], typer.Option("--val-fraction", help="Fraction of (each fold's) training SUBJECTS held out for early stopping; 0 trains on all [default: the preset's].")]
 InputDropoutOpt = Annotated[Optional[float], typer.Option("--input-dropout", help="Probability of hiding each input per training sample [default: the preset's; paper: 0].")]
 
@@ -69,7 +70,8 @@ LEVER_OPTIONS = {"preset": (PresetOpt, "default"), "val_fraction": (ValFractionO
                  "input_dropout": (InputDropoutOpt, None), "augment": (AugmentOpt, None), "schedule": (ScheduleOpt, None),
                  "warmup_epochs": (WarmupOpt, None), "mse_weight": (MseWeightOpt, None),
                  "variance_weight": (VarianceWeightOpt, None),
-                 "test_time_flip": (FlipOpt, None), "context_slices": (ContextOpt, None),
+                 "test_time_flip": (FlipOpt, None), "calibrate_mean": (CalibrateOpt, None),
+                 "context_slices": (ContextOpt, None),
                  "input_normalisation": (InputNormOpt, None)}
 
 
@@ -93,7 +95,7 @@ def with_levers(command: Callable[..., Any]) -> Callable[..., Any]:
                         augment=given["augment"], schedule=given["schedule"], warmup_epochs=given["warmup_epochs"],
                         fused_mse=given["mse_weight"], val_fraction=given["val_fraction"],
                         input_dropout=given["input_dropout"], input_normalisation=given["input_normalisation"],
-                        latent_variance=given["variance_weight"])
+                        latent_variance=given["variance_weight"], calibrate_mean=given["calibrate_mean"])
         return command(*args, preset=given["preset"], levers=levers, **kwargs)
 
     run.__signature__ = signature.replace(parameters=kept + added)  # type: ignore[attr-defined]

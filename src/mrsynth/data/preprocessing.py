@@ -67,6 +67,10 @@ class PreprocessConfig:
         """How the inputs are scaled: ``input_normalisation`` if given, else ``normalisation``."""
         return self.input_normalisation or self.normalisation
 
+    def inputs_scaled_like_target(self, how: str) -> bool:
+        """Whether the target and every input are scaled by ``how`` (e.g. "mean")."""
+        return self.normalisation == how and self.resolved_input_normalisation == how
+
     def describe_normalisation(self) -> str:
         """How the volumes are scaled, in words (for model cards and reports)."""
         def words(how: str, whose: str) -> str:

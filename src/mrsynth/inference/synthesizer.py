@@ -12,6 +12,7 @@ import torch
 from mrsynth.contrasts import canonical_contrast
 from mrsynth.data.preprocessing import PreparedSubject, PreprocessConfig, prepare_subject, restore_volume
 from mrsynth.errors import InputError
+from mrsynth.inference.calibration import calibrate_mean
 from mrsynth.io.subject import SubjectVolumes, load_subject, to_reference_grid
 from mrsynth.io.volumes import save_volume
 from mrsynth.pretrained import resolve_model_path
@@ -41,13 +42,22 @@ class Synthesizer:
     """
 
     def __init__(self, checkpoint: Checkpoint, device: str = "auto", batch_size: int | None = None,
-                 flip_average: bool | None = None):
-        """``flip_average`` None follows the model's ``test_time_flip`` setting; ``batch_size`` None the device's default."""
+                 flip_average: bool | None = None, calibrate: bool | None = None):
+        """``flip_average`` and ``calibrate`` None follow the model's ``test_time_flip`` and ``calibrate_mean``
+        settings; ``batch_size`` None the device's default.
+
+        Mean calibration (:mod:`mrsynth.inference.calibration`) needs inputs scaled like the target (by
+        the brain mean); a model whose inputs were scaled otherwise refuses it.
+        """
         self.checkpoint = checkpoint
         self.device = resolve_device(device)
         self.models = checkpoint.build_models(self.device)  # one, or an ensemble averaged at synthesis
         self.batch_size = batch_size or self.default_batch_size(self.device)
         self.flip_average = checkpoint.model_config.test_time_flip if flip_average is None else flip_average
+        self.calibrate = checkpoint.model_config.calibrate_mean if calibrate is None else calibrate
+        if self.calibrate and not self.preprocess.inputs_scaled_like_target("mean"):
+            raise ValueError(f"mean calibration needs every volume scaled by its brain mean; this model's "
+                             f"preprocessing is: {self.preprocess.describe_normalisation()}")
 
     @staticmethod
     def default_batch_size(device: torch.device) -> int:
@@ -57,10 +67,10 @@ class Synthesizer:
 
     @classmethod
     def load(cls, model: str | Path, device: str = "auto", batch_size: int | None = None,
-             flip_average: bool | None = None) -> "Synthesizer":
+             flip_average: bool | None = None, calibrate: bool | None = None) -> "Synthesizer":
         """Load from a checkpoint file, a run folder, or ``pretrained:NAME``."""
         checkpoint, _ = load_checkpoint(resolve_model_path(model))
-        return cls(checkpoint, device=device, batch_size=batch_size, flip_average=flip_average)
+        return cls(checkpoint, device=device, batch_size=batch_size, flip_average=flip_average, calibrate=calibrate)
 
     @property
     def model(self) -> torch.nn.Module:
@@ -110,7 +120,7 @@ class Synthesizer:
         result = torch.cat(outputs).cpu().numpy()
         # outside every present input's brain the target is background too
         result[~((stack > 0) & present[:, :, None, None]).any(axis=1)] = 0.0
-        return result
+        return calibrate_mean(result, stack, present.any(axis=0)) if self.calibrate else result
 
     def check_inputs(self, files: Mapping[str, str | Path]) -> dict[str, Path]:
         """Canonicalise contrast names and refuse ones the model does not take."""

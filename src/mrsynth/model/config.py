@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, get_args
 
 from mrsynth.contrasts import canonical_contrast
 
 FusionKind = Literal["max", "mean"]
 FUSIONS: tuple[str, ...] = get_args(FusionKind)
+# settings that change only what synthesis does with the trained weights, not the weights themselves
+SYNTHESIS_SETTINGS: tuple[str, ...] = ("test_time_flip", "calibrate_mean")
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class ModelConfig:
     fusion: FusionKind = "max"
     context_slices: int = 0  # neighbouring slices on each side fed as extra channels (0: the paper's 2D)
     test_time_flip: bool = False  # synthesis averages the output with that of the left-right flipped input
+    calibrate_mean: bool = False  # synthesis rescales the output to its inputs' brain mean (inference.calibration)
 
     def __post_init__(self) -> None:
         inputs = tuple(canonical_contrast(c) for c in self.inputs)
@@ -47,6 +50,10 @@ class ModelConfig:
     @property
     def channels_per_input(self) -> int:
         return 1 + 2 * self.context_slices
+
+    def with_synthesis_of(self, other: "ModelConfig") -> "ModelConfig":
+        """This architecture with ``other``'s synthesis-only settings (:data:`SYNTHESIS_SETTINGS`)."""
+        return replace(self, **{name: getattr(other, name) for name in SYNTHESIS_SETTINGS})
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -83,4 +90,4 @@ class LossWeights:
         return asdict(self)
 
 
-__all__ = ["FusionKind", "LossWeights", "ModelConfig", "field"]
+__all__ = ["FusionKind", "LossWeights", "ModelConfig", "SYNTHESIS_SETTINGS", "field"]

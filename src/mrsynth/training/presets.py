@@ -38,6 +38,7 @@ class Levers:
     init_from: str | None = None  # "simulator", "none", or a model (see warm_start.resolve_init)
     input_normalisation: str | None = None  # "mean" (the paper's) or "percentile" (see data.preprocessing)
     latent_variance: float | None = None  # weight of the cost's latent-variance term (the paper's: 1)
+    calibrate_mean: bool | None = None  # synthesis rescales the output to the inputs' brain mean (mean scaling only)
 
     def over(self, base: "Levers") -> "Levers":
         """These levers where set, ``base``'s elsewhere."""
@@ -64,13 +65,27 @@ class Preset:
         """``model`` and ``train`` with this preset's levers (and ``overrides``) written into them."""
         levers = self.resolve(overrides)
         model = replace(model, encoder_features=levers.encoder_features, context_slices=levers.context_slices,
-                        test_time_flip=levers.test_time_flip)
+                        test_time_flip=levers.test_time_flip, calibrate_mean=self.calibrates(overrides))
         train = replace(train, schedule=levers.schedule, warmup_epochs=levers.warmup_epochs, val_fraction=levers.val_fraction,
                         input_dropout=levers.input_dropout,
                         augment=replace(train.augment, enabled=bool(levers.augment)),
                         loss_weights=replace(train.loss_weights, fused_mse=levers.fused_mse,
                                              latent_variance=levers.latent_variance))
         return model, train
+
+    def calibrates(self, overrides: Levers | None = None) -> bool:
+        """Whether synthesis calibrates the output's mean: the preset's choice, or the user's.
+
+        Calibration needs the inputs scaled by their brain mean, like the target: with percentile
+        scaling the preset's calibration is dropped, and asking for both is an error.
+        """
+        levers = self.resolve(overrides)
+        if levers.input_normalisation != "percentile":
+            return bool(levers.calibrate_mean)
+        if overrides is not None and overrides.calibrate_mean:
+            raise ValueError("mean calibration needs the inputs scaled by their brain mean; "
+                             "it cannot be combined with percentile input scaling")
+        return False
 
     def preprocess(self, config: PreprocessConfig, overrides: Levers | None = None) -> PreprocessConfig:
         """``config`` with this preset's (or the overriding) scaling of the inputs."""
@@ -82,11 +97,12 @@ class Preset:
 
 PAPER = Preset("paper", "Joyce et al. 2017 as published: 2D, MAE cost, constant learning rate, early stopping, no augmentation",
                Levers(encoder_features=32, context_slices=0, test_time_flip=False, augment=False, schedule="constant", warmup_epochs=0, fused_mse=0.0,
-                      val_fraction=0.2, input_dropout=0.0, init_from="none", input_normalisation="mean", latent_variance=1.0))
+                      val_fraction=0.2, input_dropout=0.0, init_from="none", input_normalisation="mean", latent_variance=1.0,
+                      calibrate_mean=False))
 DEFAULT = Preset("default", "the paper's model with the levers that helped in our ablation (README, 'Beyond the paper')",
                  Levers(encoder_features=16, context_slices=0, test_time_flip=True, augment=True, schedule="cosine", warmup_epochs=0, fused_mse=1.0,
                         val_fraction=0.0, input_dropout=0.0, init_from="simulator", input_normalisation="mean",
-                        latent_variance=1.0))
+                        latent_variance=1.0, calibrate_mean=True))
 PRESETS: dict[str, Preset] = {preset.name: preset for preset in (DEFAULT, PAPER)}
 
 

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -231,8 +231,8 @@ def _train(slices: SliceSet, model_config: ModelConfig, config: TrainConfig, run
     saved_run = broadcast_object(saved_run, context, device)  # rank 0's file: no shared filesystem needed
     if saved_run is not None:
         saved, state = saved_run
-        # test-time flip only changes synthesis, so a finished run can be resumed to be used with or without it
-        if replace(saved.model_config, test_time_flip=model_config.test_time_flip) != model_config:
+        # synthesis-only settings (flip averaging, mean calibration): a finished run can be resumed to change them
+        if saved.model_config.with_synthesis_of(model_config) != model_config:
             raise MrsynthError(f"{last_path}: the run being resumed has a different model configuration")
         preprocess = preprocess or saved.preprocess  # resuming without saying keeps the saved preprocessing
         if saved.preprocess and PreprocessConfig.from_dict(saved.preprocess) != PreprocessConfig.from_dict(preprocess):
@@ -248,7 +248,7 @@ def _train(slices: SliceSet, model_config: ModelConfig, config: TrainConfig, run
                         "the new length, so the rate jumps at the epoch it resumes from", last_path, config.epochs, planned)
         model.load_state_dict(saved.state_dict)
         load_optimiser_state(optimiser, state["optimiser"], speed)
-        if main and saved.model_config != model_config and best_path.exists():  # only test_time_flip can differ here
+        if main and saved.model_config != model_config and best_path.exists():  # only synthesis settings can differ here
             best, _ = load_checkpoint(best_path)
             best.model_config = model_config
             save_checkpoint(best, best_path)
