@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from mrsynth.errors import CheckpointError, MrsynthError
 from mrsynth.inference.calibration import calibrate_mean, calibration_factor
 from mrsynth.model.config import ModelConfig
 from mrsynth.training.config import TrainConfig
@@ -49,7 +50,7 @@ def test_default_preset_calibrates_paper_does_not_and_percentile_scaling_exclude
     assert PAPER.apply(model, train)[0].calibrate_mean is False
     assert PAPER.apply(model, train, Levers(calibrate_mean=True))[0].calibrate_mean is True
     assert DEFAULT.apply(model, train, Levers(input_normalisation="percentile"))[0].calibrate_mean is False
-    with pytest.raises(ValueError, match="percentile"):
+    with pytest.raises(MrsynthError, match="percentile"):
         DEFAULT.apply(model, train, Levers(input_normalisation="percentile", calibrate_mean=True))
 
 
@@ -58,3 +59,27 @@ def test_calibration_is_a_synthesis_setting() -> None:
     used = ModelConfig(inputs=("t1",), target="flair", test_time_flip=True, calibrate_mean=True)
     assert trained.with_synthesis_of(used) == used
     assert ModelConfig.from_dict(trained.to_dict()).calibrate_mean is False
+
+
+def test_synthesizer_calibrates_on_request_and_refuses_other_input_scaling() -> None:
+    import dataclasses
+
+    from mrsynth.inference import Synthesizer
+    from mrsynth.pretrained import resolve_model_path
+    from mrsynth.training.checkpoint import load_checkpoint
+
+    checkpoint, _ = load_checkpoint(resolve_model_path("pretrained:sim-flair"))
+    assert checkpoint.model_config.calibrate_mean is False  # shipped before calibration: off unless asked
+    rng = np.random.default_rng(2)
+    stack = np.zeros((3, len(checkpoint.model_config.inputs), 48, 48), np.float32)
+    stack[:, :, 8:40, 8:40] = rng.uniform(0.5, 1.5, size=(3, stack.shape[1], 32, 32))
+    present = np.array([True] + [False] * (stack.shape[1] - 1))
+    plain = Synthesizer(checkpoint, device="cpu").predict_stack(stack, present)
+    calibrated = Synthesizer(checkpoint, device="cpu", calibrate=True).predict_stack(stack, present)
+    brain = stack[:, 0] > 0
+    assert calibrated[brain].mean() == pytest.approx(stack[:, 0][brain].mean(), rel=1e-4)
+    assert np.allclose(calibrated, plain * calibration_factor(plain, stack, present), rtol=1e-5)
+    percentile = dict(checkpoint.preprocess, input_normalisation="percentile")
+    other = dataclasses.replace(checkpoint, preprocess=percentile)
+    with pytest.raises(CheckpointError, match="mean calibration needs"):
+        Synthesizer(other, device="cpu", calibrate=True)

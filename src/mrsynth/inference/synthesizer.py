@@ -11,7 +11,7 @@ import torch
 
 from mrsynth.contrasts import canonical_contrast
 from mrsynth.data.preprocessing import PreparedSubject, PreprocessConfig, prepare_subject, restore_volume
-from mrsynth.errors import InputError
+from mrsynth.errors import CheckpointError, InputError
 from mrsynth.inference.calibration import calibrate_mean
 from mrsynth.io.subject import SubjectVolumes, load_subject, to_reference_grid
 from mrsynth.io.volumes import save_volume
@@ -56,7 +56,7 @@ class Synthesizer:
         self.flip_average = checkpoint.model_config.test_time_flip if flip_average is None else flip_average
         self.calibrate = checkpoint.model_config.calibrate_mean if calibrate is None else calibrate
         if self.calibrate and not self.preprocess.inputs_scaled_like_target("mean"):
-            raise ValueError(f"mean calibration needs every volume scaled by its brain mean; this model's "
+            raise CheckpointError(f"mean calibration needs every volume scaled by its brain mean; this model's "
                              f"preprocessing is: {self.preprocess.describe_normalisation()}")
 
     @staticmethod

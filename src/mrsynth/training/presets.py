@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mrsynth.data.preprocessing import PreprocessConfig
+from mrsynth.errors import MrsynthError
 from mrsynth.model.config import ModelConfig
 from mrsynth.training.augmentation import AugmentConfig
 from mrsynth.training.config import Schedule, TrainConfig
@@ -77,13 +78,13 @@ class Preset:
         """Whether synthesis calibrates the output's mean: the preset's choice, or the user's.
 
         Calibration needs the inputs scaled by their brain mean, like the target: with percentile
-        scaling the preset's calibration is dropped, and asking for both is an error.
+        scaling the preset's calibration is dropped, and asking for both is an error (:class:`MrsynthError`).
         """
         levers = self.resolve(overrides)
         if levers.input_normalisation != "percentile":
             return bool(levers.calibrate_mean)
         if overrides is not None and overrides.calibrate_mean:
-            raise ValueError("mean calibration needs the inputs scaled by their brain mean; "
+            raise MrsynthError("mean calibration needs the inputs scaled by their brain mean; "
                              "it cannot be combined with percentile input scaling")
         return False
 
