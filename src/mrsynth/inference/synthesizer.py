@@ -57,7 +57,7 @@ class Synthesizer:
         self.calibrate = checkpoint.model_config.calibrate_mean if calibrate is None else calibrate
         if self.calibrate and not self.preprocess.inputs_scaled_like_target("mean"):
             raise CheckpointError(f"mean calibration needs every volume scaled by its brain mean; this model's "
-                             f"preprocessing is: {self.preprocess.describe_normalisation()}")
+                                  f"preprocessing is: {self.preprocess.describe_normalisation()}")
 
     @staticmethod
     def default_batch_size(device: torch.device) -> int:
