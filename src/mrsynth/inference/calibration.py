@@ -3,7 +3,7 @@
 The preprocessing divides every volume of a subject, the target included, by its own brain mean,
 and the contrasts of a co-registered subject share one brain. So, in the working space, the
 target's mean over the brain equals each input's mean over it, up to small differences of the
-contrasts' masks. A network's output on an unseen subject misses that mean by a few to 25 %
+contrasts' masks. A network's output on an unseen subject misses that mean by 3-20 %
 (``docs/experiments/mean_calibration/``); this step rescales the output so that its mean over the
 voxels where every present input has signal equals the inputs' mean there. It needs inputs and
 target scaled the same way (brain mean), and changes nothing else about the prediction.
