@@ -109,13 +109,14 @@ def test_train_preset_levers_and_warm_start(trained, capsys) -> None:
               "--cache-dir", str(root / "cache")]
     code = main(common + ["--out", str(root / "paper"), "--preset", "paper", "--features", "4", "--augment",
                           "--schedule", "cosine", "--mse-weight", "0.5", "--init-from", str(root / "run"),
-                          "--loss-weights", "1,0.5,1", "--variance-weight", "0.2"])
+                          "--loss-weights", "1,0.5,1", "--variance-weight", "0.2", "--decoder-layers", "3"])
     assert code == 0
     checkpoint, _ = load_checkpoint(root / "paper" / "model.pt")
     train, model = checkpoint.train_config, checkpoint.model_config
     assert train.augment.enabled and train.schedule == "cosine" and train.loss_weights.fused_mse == 0.5
     assert train.loss_weights.latent_variance == 0.2  # --variance-weight wins over --loss-weights
     assert not model.test_time_flip and model.encoder_features == 4  # the paper preset, --features given
+    assert model.decoder_layers == 3  # started from the 2-layer run's decoder
     assert checkpoint.training_data["init_from"] == str(root / "run") and checkpoint.training_data["init_contrasts"] == ["t2", "t1"]
     assert main(common + ["--out", str(root / "default"), "--features", "4"]) == 0
     assert load_checkpoint(root / "default" / "model.pt")[0].model_config.test_time_flip  # the default preset
@@ -126,6 +127,8 @@ def test_train_preset_levers_and_warm_start(trained, capsys) -> None:
     assert "--variance-weight" in capsys.readouterr().err
     assert main(common + ["--out", str(root / "bad"), "--features", "8", "--init-from", str(root / "run")]) == 2
     assert "encoder_features" in capsys.readouterr().err
+    assert main(common + ["--out", str(root / "bad"), "--decoder-layers", "0"]) == 2
+    assert "decoder_layers must be at least 1" in capsys.readouterr().err
 
 
 def test_ensemble_command_combines_and_refuses_overwrite(trained, capsys) -> None:

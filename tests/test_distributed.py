@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import warnings
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,7 @@ def _spawn_ranks(world: int, parent: Path, attempts: int = 3) -> Path:
         except mp.ProcessExitedException as error:
             if error.signal_name != "SIGABRT" or attempt == attempts - 1:
                 raise
+            warnings.warn(f"DDP attempt {attempt + 1} of {attempts}: {error}; trying again", stacklevel=1)
 
 
 def test_two_process_ddp_matches_single_process(tmp_path) -> None:

@@ -243,7 +243,10 @@ def test_experiment_cli_quick_and_errors(toy, capsys) -> None:
     code = main(["experiment", "subsets", "--data", str(manifest), "--out", str(root / "bad"), "--blend-forest", "0.3",
                  "--blend-forest", "1.5"])
     assert code == 2 and "--blend-forest is the forest's weight, between 0 and 1 (exclusive), got 1.5" in capsys.readouterr().err
+    code = main(["experiment", "subsets", "--data", str(manifest), "--out", str(root / "bad"), "--decoder-layers", "0"])
+    assert code == 2 and "--decoder-layers) must be at least 1, got 0" in capsys.readouterr().err
     assert ExperimentConfig(manifest, root / "x", forest_jobs=2).run_settings("flair", ("t1",)).forest.n_jobs == 2
+    assert ExperimentConfig(manifest, root / "x", decoder_layers=3).run_settings("flair", ("t1",)).model.decoder_layers == 3
 
 
 def test_single_input_with_an_ensemble_and_the_paper_preset(toy) -> None:

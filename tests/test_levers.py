@@ -175,6 +175,35 @@ def test_a_2d_warm_start_inflates_to_a_25d_model_that_computes_the_same(tmp_path
         warm_start(replace(source, model_config=deep_config, state_dict=deep.state_dict()), wider)
 
 
+def test_a_shallower_decoder_starts_a_deeper_one_that_computes_the_same(tmp_path) -> None:
+    from mrsynth.errors import CheckpointError
+    from mrsynth.model import MultiInputSynthesisNet
+    from mrsynth.training.warm_start import warm_start
+
+    slices = toy_slices()
+    train_model(slices, ModelConfig(inputs=slices.contrasts, target="flair", **TINY),
+                TrainConfig(epochs=1, batch_size=8, device="cpu", progress=False), tmp_path / "src")
+    source, _ = load_checkpoint(tmp_path / "src" / "model.pt")
+    shallow = MultiInputSynthesisNet(source.model_config)
+    shallow.load_state_dict(source.state_dict)
+    deep_config = replace(source.model_config, decoder_layers=4)
+    deep = MultiInputSynthesisNet(deep_config)
+    deep.load_state_dict(warm_start(source, deep_config).state_dict)
+    assert [name for name, _ in deep.decoder.named_children()][:4] == ["conv1", "conv2", "conv3", "conv4"]
+    images = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    present = torch.tensor([[True, True, True], [True, False, True], [False, False, True], [True, True, False]])
+    with torch.no_grad():
+        expected = shallow(images, present).image
+        torch.testing.assert_close(deep(images, present).image, expected)
+        deep.decoder.to_image.weight[:, -1] += 0.1  # the new layers' outputs are there to be used
+        assert not torch.allclose(deep(images, present).image, expected)
+    with pytest.raises(CheckpointError, match="decoder has 4 layers and the model's 3"):
+        warm_start(replace(source, model_config=deep_config, state_dict=deep.state_dict()),
+                   replace(source.model_config, decoder_layers=3))
+    with pytest.raises(ValueError, match="decoder_layers"):
+        ModelConfig(inputs=("t1",), target="flair", decoder_layers=0)
+
+
 def test_ensemble_checkpoint_averages_its_members(tmp_path) -> None:
     from mrsynth.errors import CheckpointError
     from mrsynth.training import save_checkpoint

@@ -133,3 +133,24 @@ def test_config_round_trip_and_validation() -> None:
     assert ModelConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError):
         ModelConfig(inputs=("t1", "t1n"), target="flair")
+
+
+def test_checkpoints_from_before_decoder_depth_load_strictly() -> None:
+    from mrsynth.pretrained import shipped_models
+    from mrsynth.training.checkpoint import Checkpoint
+
+    payload = torch.load(shipped_models()["sim-flair"], map_location="cpu", weights_only=True)
+    payload["model_config"].pop("decoder_layers", None)  # as written before the option existed
+    checkpoint = Checkpoint.from_payload(payload)
+    assert checkpoint.model_config.decoder_layers == 2
+    MultiInputSynthesisNet(checkpoint.model_config).load_state_dict(checkpoint.state_dict, strict=True)
+
+
+def test_decoder_depth_sets_the_number_of_densely_connected_layers() -> None:
+    for layers in (1, 3):
+        net = tiny_net(decoder_layers=layers)
+        convs = [name for name, _ in net.decoder.named_children() if name.startswith("conv")]
+        assert convs == [f"conv{k}" for k in range(1, layers + 1)]
+        assert net.decoder.to_image.in_channels == 4 + layers * 4
+        out = net(torch.rand(4, 3, 16, 16), PRESENT)
+        assert out.image.shape == (4, 1, 16, 16) and bool((out.image >= 0).all())

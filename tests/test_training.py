@@ -71,6 +71,9 @@ def test_a_run_resumes_only_on_the_subjects_it_started_with(tmp_path) -> None:
     fewer = slices.select_subjects(["sub0", "sub1", "sub2"])
     with pytest.raises(MrsynthError, match="trained on other subjects \\(missing now: sub3\\)"):
         train_model(fewer, model, quick_config(epochs=2), tmp_path / "run", resume=True)
+    deeper = replace(model, decoder_layers=3, test_time_flip=True)  # flip alone could change on resume
+    with pytest.raises(MrsynthError, match="different model configuration \\(decoder_layers: 2 there, 3 now\\)$"):
+        train_model(slices, deeper, quick_config(epochs=2), tmp_path / "run", resume=True)
 
 
 def test_existing_run_is_not_overwritten(tmp_path) -> None:

@@ -47,6 +47,7 @@ def train(
     fusion: str = typer.Option("max", help="Fusion of latents: max (the paper) or mean."),
     spatial_transformer: bool = typer.Option(True, "--spatial-transformer/--no-spatial-transformer", help="Align latents with the affine spatial transformer."),
     latent_channels: int = typer.Option(16, "--latent-channels", help="Latent channels L (paper: 16)."),
+    decoder_layers: int = typer.Option(2, "--decoder-layers", help="Densely connected 3x3 convolutions of the decoder (paper: 2)."),
     features: FeaturesOpt = None,
     amp: bool = typer.Option(True, "--amp/--no-amp", help="bf16 mixed precision on CUDA."),
     ddp: Optional[bool] = typer.Option(None, "--ddp/--no-ddp", help="DistributedDataParallel over the processes torchrun starts (default: on when torchrun's WORLD_SIZE > 1); --batch-size stays the global batch."),
@@ -71,7 +72,7 @@ def train(
 
     try:
         model_config = ModelConfig(inputs=_contrasts(inputs), target=_contrasts(target)[0], latent_channels=latent_channels,
-                                   use_spatial_transformer=spatial_transformer, fusion=fusion)
+                                   decoder_layers=decoder_layers, use_spatial_transformer=spatial_transformer, fusion=fusion)
         train_config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, patience=patience, seed=seed,
                                    device=device, amp=amp, loss_weights=_loss_weights(loss_weights), progress=progress,
                                    ddp=ddp, compile=compile, channels_last=channels_last,

@@ -61,6 +61,7 @@ def crossval(
     fusion: str = typer.Option("max", help="Fusion of latents: max (the paper) or mean."),
     spatial_transformer: bool = typer.Option(True, "--spatial-transformer/--no-spatial-transformer"),
     latent_channels: int = typer.Option(16, "--latent-channels", help="Latent channels L."),
+    decoder_layers: int = typer.Option(2, "--decoder-layers", help="Densely connected 3x3 convolutions of the decoder (paper: 2)."),
     features: FeaturesOpt = None,
     amp: bool = typer.Option(True, "--amp/--no-amp", help="bf16 mixed precision on CUDA."),
     margin: int = typer.Option(4, help="Voxels of margin around the brain bounding box."),
@@ -80,7 +81,7 @@ def crossval(
 
     try:
         model = ModelConfig(inputs=_contrasts(inputs), target=_contrasts(target)[0], latent_channels=latent_channels,
-                            use_spatial_transformer=spatial_transformer, fusion=fusion)
+                            decoder_layers=decoder_layers, use_spatial_transformer=spatial_transformer, fusion=fusion)
         train = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, patience=patience, seed=seed,
                             device=device, amp=amp, progress=progress)
         model, train = get_preset(preset).apply(model, train, replace(levers, encoder_features=features))
@@ -108,6 +109,7 @@ def experiment(
     size: Optional[str] = typer.Option(None, help="Working slice size HEIGHTxWIDTH [default: 64x64]."),
     features: Optional[int] = typer.Option(None, "--features", help="Encoder width [default: the preset's, 16 default, 32 paper]."),
     latent_channels: Optional[int] = typer.Option(None, "--latent-channels", help="Latent channels [default: 16]."),
+    decoder_layers: Optional[int] = typer.Option(None, "--decoder-layers", help="Densely connected 3x3 convolutions of the decoder [default: 2, the paper's]."),
     fusion: Optional[str] = typer.Option(None, "--fusion", help="Fusion of latents: max (the paper) or mean [default: max]."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Slices per batch [default: 32]."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate, the peak of the schedule [default: 0.001]."),
@@ -148,7 +150,8 @@ def experiment(
             config = config.quick()
         config = config.with_overrides(
             inputs=_contrasts(inputs) if inputs else None, target=_contrasts(target)[0] if target else None, folds=folds,
-            epochs=epochs, size=_size(size) if size else None, encoder_features=features, latent_channels=latent_channels, fusion=fusion,
+            epochs=epochs, size=_size(size) if size else None, encoder_features=features, latent_channels=latent_channels,
+            decoder_layers=decoder_layers, fusion=fusion,
             batch_size=batch_size, learning_rate=lr, trees=trees, forest_samples=samples, forest_jobs=forest_jobs, device=device, seed=seed,
             baselines=_baselines(baselines),
             target_data=target_data, target_layout=target_layout, finetune_epochs=finetune_epochs,

@@ -77,6 +77,7 @@ class ExperimentConfig:
     encoder_features: int | None = None  # None: the preset's
     latent_channels: int = 16
     decoder_features: int = 16
+    decoder_layers: int = 2  # the paper's shallow decoder
     fusion: FusionKind = "max"  # the paper's; "mean" is an option
     trees: int = 30
     forest_samples: int = 10000
@@ -119,6 +120,8 @@ class ExperimentConfig:
             raise ValueError("ensemble must be at least 1 model")
         if self.trees < 1 or self.forest_samples < 1 or self.epochs < 1 or self.dedis_epochs < 1:
             raise ValueError("trees, samples, epochs must be at least 1")
+        if self.decoder_layers < 1:
+            raise ValueError(f"decoder_layers (--decoder-layers) must be at least 1, got {self.decoder_layers}")
         if self.forest_jobs == 0 or self.forest_jobs < -1:
             raise ValueError(f"forest_jobs (--forest-jobs) must be a number of cores (at least 1) or -1 for all, got {self.forest_jobs}")
         unknown = [name for name in self.baselines if name not in BASELINE_NAMES]
@@ -151,7 +154,7 @@ class ExperimentConfig:
         """The model, training, preprocessing and baseline settings of this experiment."""
         device = str(resolve_device(self.device))
         model = ModelConfig(inputs=inputs, target=target, latent_channels=self.latent_channels,
-                            decoder_features=self.decoder_features, fusion=self.fusion)
+                            decoder_features=self.decoder_features, decoder_layers=self.decoder_layers, fusion=self.fusion)
         train = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
                             patience=self.patience, seed=self.seed, device=device,
                             max_batches_per_epoch=self.max_batches_per_epoch, progress=self.progress)

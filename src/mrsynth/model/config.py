@@ -26,6 +26,7 @@ class ModelConfig:
     latent_channels: int = 16
     encoder_features: int = 32
     decoder_features: int = 16
+    decoder_layers: int = 2  # densely connected 3x3 convolutions of the decoder (the paper's: 2)
     use_spatial_transformer: bool = True
     fusion: FusionKind = "max"
     context_slices: int = 0  # neighbouring slices on each side fed as extra channels (0: the paper's 2D)
@@ -44,6 +45,8 @@ class ModelConfig:
             raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, not {self.fusion!r}")
         if self.latent_channels < 1 or self.encoder_features < 1 or self.decoder_features < 1:
             raise ValueError("layer sizes must be positive")
+        if self.decoder_layers < 1:
+            raise ValueError(f"decoder_layers must be at least 1, got {self.decoder_layers}")
         if self.context_slices < 0:
             raise ValueError("context_slices must be >= 0")
 
@@ -54,6 +57,11 @@ class ModelConfig:
     def with_synthesis_of(self, other: "ModelConfig") -> "ModelConfig":
         """This architecture with ``other``'s synthesis-only settings (:data:`SYNTHESIS_SETTINGS`)."""
         return replace(self, **{name: getattr(other, name) for name in SYNTHESIS_SETTINGS})
+
+    def differences(self, other: "ModelConfig") -> list[tuple[str, Any, Any]]:
+        """``(field, this value, other's value)`` for every field in which the two differ."""
+        return [(name, getattr(self, name), getattr(other, name)) for name in self.__dataclass_fields__
+                if getattr(self, name) != getattr(other, name)]
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

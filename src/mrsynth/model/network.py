@@ -81,7 +81,7 @@ class MultiInputSynthesisNet(nn.Module):
         self.spatial_transformer = (
             AffineSpatialTransformer(config.latent_channels) if config.use_spatial_transformer else None
         )
-        self.decoder = ShallowDecoder(config.latent_channels, config.decoder_features)
+        self.decoder = ShallowDecoder(config.latent_channels, config.decoder_features, config.decoder_layers)
 
     def set_execution(self, **changes: bool | None) -> "MultiInputSynthesisNet":
         """Switch fast paths by name (fields of :class:`ExecutionOptions`); weight values are untouched,

@@ -6,6 +6,8 @@ decoder are shared by all contrasts and copied whole. Contrasts the source never
 fresh initialisation. A 2D source (no context slices) also starts a 2.5D model: its first
 convolution's weights go to the centre slice's channel and the neighbours' weights start at zero,
 so the 2.5D model starts out computing exactly what the 2D one did and learns to use the context.
+Likewise a decoder with fewer layers starts a deeper one: the extra layers start fresh and the final
+1x1 convolution's weights on their outputs at zero, so the deeper decoder starts out as the source's.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from mrsynth.pretrained import PREFIX, resolve_model_path, shipped_models
 from mrsynth.training.checkpoint import Checkpoint, load_checkpoint
 
 ARCHITECTURE = ("latent_channels", "encoder_features", "decoder_features")
+DECODER_OUTPUT_WEIGHT = "decoder.to_image.weight"
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,9 @@ def warm_start(source: Checkpoint, target: ModelConfig, seed: int = 0, name: str
     if source_context not in (0, context):
         raise CheckpointError(f"{name}: cannot start from it, it reads {source_context} neighbouring slice(s) per side and "
                               f"the model {context} (only a 2D source, 0, can start a 2.5D model)")
+    if source.model_config.decoder_layers > target.decoder_layers:
+        raise CheckpointError(f"{name}: cannot start from it, its decoder has {source.model_config.decoder_layers} layers "
+                              f"and the model's {target.decoder_layers} (only a shallower decoder can start a deeper one)")
     if source.model_config.target != target.target:
         raise CheckpointError(f"{name}: it synthesises {source.model_config.target}, the model {target.target}")
     torch.manual_seed(seed)
@@ -55,6 +61,8 @@ def warm_start(source: Checkpoint, target: ModelConfig, seed: int = 0, name: str
             continue
         if key in state and state[key].shape == value.shape:
             state[key] = value.clone()
+        elif key == DECODER_OUTPUT_WEIGHT:
+            state[key] = _fit_decoder_output(value, state[key])
     initialised = []
     for i, contrast in enumerate(target.inputs):
         if contrast not in source.model_config.inputs:
@@ -66,6 +74,14 @@ def warm_start(source: Checkpoint, target: ModelConfig, seed: int = 0, name: str
         initialised.append(contrast)
     fresh = tuple(c for c in target.inputs if c not in initialised)
     return WarmStart(state, name, tuple(initialised), fresh)
+
+
+def _fit_decoder_output(value: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
+    """The final 1x1 convolution of a shallower decoder: its weights on the latent and on the layers it
+    has, zero on the outputs of the layers it lacks (dense connections keep the channel order)."""
+    widened = torch.zeros_like(fresh)
+    widened[:, :value.shape[1]] = value
+    return widened
 
 
 def _fit_input_channels(value: torch.Tensor, fresh: torch.Tensor, context: int, name: str) -> torch.Tensor:
