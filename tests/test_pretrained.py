@@ -9,6 +9,7 @@ import pytest
 from mrsynth.experiments.evaluate_model import evaluate_checkpoint
 from mrsynth.pretrained import describe_shipped_models, model_card, resolve_model_path, shipped_models
 from mrsynth.errors import CheckpointError
+from mrsynth.training import load_checkpoint
 
 needs_shipped_flair = pytest.mark.skipif("flair" not in shipped_models(), reason="no pretrained:flair model in this installation")
 
@@ -30,6 +31,8 @@ def test_shipped_flair_model_on_a_real_case(shared_data, tmp_path) -> None:
     limits = card["acceptance_mse"]
     by_subset = {row.subset: row.metrics.mse for row in result.table.rows}
     assert set(by_subset) == set(limits)
+    # the card's numbers were measured with mean calibration; the shipped file must synthesise the same way
+    assert load_checkpoint(resolve_model_path("pretrained:flair"))[0].model_config.calibrate_mean
     for subset, mse in by_subset.items():
         assert mse <= limits[subset], f"{subset}: MSE {mse:.3f} above {limits[subset]}"
 
