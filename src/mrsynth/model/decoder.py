@@ -34,5 +34,6 @@ class ShallowDecoder(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         features = [z]
         for k in range(1, self.layers + 1):
-            features.append(self.act(getattr(self, f"conv{k}")(torch.cat(features, dim=1))))
+            stacked = features[0] if k == 1 else torch.cat(features, dim=1)
+            features.append(self.act(getattr(self, f"conv{k}")(stacked)))
         return F.softplus(self.to_image(torch.cat(features, dim=1)))
