@@ -148,8 +148,12 @@ def test_warm_start_matches_encoders_by_contrast(tmp_path) -> None:
         warm_start(source, ModelConfig(inputs=("t1",), target="t2", **TINY))
 
 
-def test_a_2d_warm_start_inflates_to_a_25d_model_that_computes_the_same(tmp_path) -> None:
-    from mrsynth.errors import CheckpointError
+WARM_PRESENT = torch.tensor([[True, True, True], [True, False, True], [False, False, True], [True, True, False]])
+
+
+def _source_and_warm_started(tmp_path, **change):
+    """A tiny trained model, the network it makes, and a network of its configuration with ``change``
+    warm-started from it."""
     from mrsynth.model import MultiInputSynthesisNet
     from mrsynth.training.warm_start import warm_start
 
@@ -157,48 +161,43 @@ def test_a_2d_warm_start_inflates_to_a_25d_model_that_computes_the_same(tmp_path
     train_model(slices, ModelConfig(inputs=slices.contrasts, target="flair", **TINY),
                 TrainConfig(epochs=1, batch_size=8, device="cpu", progress=False), tmp_path / "src")
     source, _ = load_checkpoint(tmp_path / "src" / "model.pt")
-    flat = MultiInputSynthesisNet(source.model_config)
-    flat.load_state_dict(source.state_dict)
-    deep_config = replace(source.model_config, context_slices=1)
-    deep = MultiInputSynthesisNet(deep_config)
-    deep.load_state_dict(warm_start(source, deep_config).state_dict)
-    generator = torch.Generator().manual_seed(1)
-    images = torch.rand(4, 3, 3, 16, 16, generator=generator)  # (B, C, K, H, W): neighbours differ
-    present = torch.tensor([[True, True, True], [True, False, True], [False, False, True], [True, True, False]])
+    original = MultiInputSynthesisNet(source.model_config)
+    original.load_state_dict(source.state_dict)
+    started = MultiInputSynthesisNet(replace(source.model_config, **change))
+    started.load_state_dict(warm_start(source, started.config).state_dict)
+    return source, original, started
+
+
+def test_a_2d_warm_start_inflates_to_a_25d_model_that_computes_the_same(tmp_path) -> None:
+    from mrsynth.errors import CheckpointError
+    from mrsynth.training.warm_start import warm_start
+
+    source, flat, deep = _source_and_warm_started(tmp_path, context_slices=1)
+    images = torch.rand(4, 3, 3, 16, 16, generator=torch.Generator().manual_seed(1))  # (B, C, K, H, W): neighbours differ
     with torch.no_grad():
-        expected = flat(images[:, :, 1], present).image
-        torch.testing.assert_close(deep(images, present).image, expected)
+        expected = flat(images[:, :, 1], WARM_PRESENT).image
+        torch.testing.assert_close(deep(images, WARM_PRESENT).image, expected)
         deep.encoders[0].down1[0].weight[:, 0] += 0.1  # the neighbours' weights are there to be learnt
-        assert not torch.allclose(deep(images, present).image, expected)
+        assert not torch.allclose(deep(images, WARM_PRESENT).image, expected)
     wider = replace(source.model_config, context_slices=2)
     with pytest.raises(CheckpointError, match="reads 1 neighbouring slice.*model 2"):
-        warm_start(replace(source, model_config=deep_config, state_dict=deep.state_dict()), wider)
+        warm_start(replace(source, model_config=deep.config, state_dict=deep.state_dict()), wider)
 
 
 def test_a_shallower_decoder_starts_a_deeper_one_that_computes_the_same(tmp_path) -> None:
     from mrsynth.errors import CheckpointError
-    from mrsynth.model import MultiInputSynthesisNet
     from mrsynth.training.warm_start import warm_start
 
-    slices = toy_slices()
-    train_model(slices, ModelConfig(inputs=slices.contrasts, target="flair", **TINY),
-                TrainConfig(epochs=1, batch_size=8, device="cpu", progress=False), tmp_path / "src")
-    source, _ = load_checkpoint(tmp_path / "src" / "model.pt")
-    shallow = MultiInputSynthesisNet(source.model_config)
-    shallow.load_state_dict(source.state_dict)
-    deep_config = replace(source.model_config, decoder_layers=4)
-    deep = MultiInputSynthesisNet(deep_config)
-    deep.load_state_dict(warm_start(source, deep_config).state_dict)
+    source, shallow, deep = _source_and_warm_started(tmp_path, decoder_layers=4)
     assert [name for name, _ in deep.decoder.named_children()][:4] == ["conv1", "conv2", "conv3", "conv4"]
     images = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(1))
-    present = torch.tensor([[True, True, True], [True, False, True], [False, False, True], [True, True, False]])
     with torch.no_grad():
-        expected = shallow(images, present).image
-        torch.testing.assert_close(deep(images, present).image, expected)
+        expected = shallow(images, WARM_PRESENT).image
+        torch.testing.assert_close(deep(images, WARM_PRESENT).image, expected)
         deep.decoder.to_image.weight[:, -1] += 0.1  # the new layers' outputs are there to be used
-        assert not torch.allclose(deep(images, present).image, expected)
+        assert not torch.allclose(deep(images, WARM_PRESENT).image, expected)
     with pytest.raises(CheckpointError, match="decoder has 4 layers and the model's 3"):
-        warm_start(replace(source, model_config=deep_config, state_dict=deep.state_dict()),
+        warm_start(replace(source, model_config=deep.config, state_dict=deep.state_dict()),
                    replace(source.model_config, decoder_layers=3))
     with pytest.raises(ValueError, match="decoder_layers"):
         ModelConfig(inputs=("t1",), target="flair", decoder_layers=0)
