@@ -53,7 +53,7 @@ def _spawn_ranks(world: int, parent: Path, attempts: int = 3) -> Path:
 
     Two such failures are known: another process took the probed port in between (a race), and a
     rank aborted inside gloo's C++ threads ("terminate called without an active exception",
-    SIGABRT; seen once in CI, never in 40 runs here). A Python error raised by our code, and any
+    SIGABRT; seen once in CI, never in about 30 runs here). A Python error raised by our code, and any
     mismatch the caller checks afterwards, still fails the test. Returns the run folder of the
     attempt that finished (each attempt trains into a fresh one).
     """

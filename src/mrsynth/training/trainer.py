@@ -232,8 +232,8 @@ def _train(slices: SliceSet, model_config: ModelConfig, config: TrainConfig, run
     if saved_run is not None:
         saved, state = saved_run
         # synthesis-only settings (flip averaging, mean calibration): a finished run can be resumed to change them
-        if saved.model_config.with_synthesis_of(model_config) != model_config:
-            differing = saved.model_config.with_synthesis_of(model_config).differences(model_config)
+        differing = saved.model_config.with_synthesis_of(model_config).differences(model_config)
+        if differing:
             raise MrsynthError(f"{last_path}: the run being resumed has a different model configuration ("
                                + ", ".join(f"{name}: {there} there, {here} now" for name, there, here in differing) + ")")
         preprocess = preprocess or saved.preprocess  # resuming without saying keeps the saved preprocessing
