@@ -140,7 +140,8 @@ def test_ensemble_command_combines_and_refuses_overwrite(trained, capsys) -> Non
     assert main(["ensemble", "--model", str(root / "run"), "--out", str(out)]) == 2
     assert "exists already" in capsys.readouterr().err
     assert main(["ensemble", "--model", str(root / "run"), "--model", str(root / "paper"), "--out", str(root / "e2.pt")]) == 2
-    assert "differs" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "differs from" in err and "decoder_layers: 3 there, 2 in" in err, err
 
 
 def test_help_shows_the_defaults_written_in_option_help(capsys) -> None:

@@ -102,8 +102,11 @@ def combine_checkpoints(checkpoints: list[Checkpoint], names: list[str] | None =
     names = names or [f"model {i + 1}" for i in range(len(checkpoints))]
     first = checkpoints[0]
     for name, other in zip(names[1:], checkpoints[1:]):
-        if other.model_config.with_synthesis_of(first.model_config) != first.model_config:  # flip, calibration: first's
-            raise CheckpointError(f"{name}: its model configuration differs from {names[0]}'s, so they cannot be averaged")
+        differing = other.model_config.with_synthesis_of(first.model_config).differences(first.model_config)  # flip, calibration: first's
+        if differing:
+            raise CheckpointError(f"{name}: its model configuration differs from {names[0]}'s ("
+                                  + ", ".join(f"{field}: {theirs} there, {ours} in {names[0]}" for field, theirs, ours in differing)
+                                  + "), so they cannot be averaged")
         if other.preprocess != first.preprocess:
             raise CheckpointError(f"{name}: its preprocessing differs from {names[0]}'s, so they cannot be averaged")
     states = [state for c in checkpoints for state in [c.state_dict, *c.members]]
