@@ -63,6 +63,7 @@ CalibrateOpt = Annotated[Optional[bool], typer.Option("--calibrate-mean/--no-cal
 ValFractionOpt = Annotated[Optional[float], typer.Option("--val-fraction", help="Fraction of (each fold's) training SUBJECTS held out for early stopping; 0 trains on all [default: the preset's].")]
 InputDropoutOpt = Annotated[Optional[float], typer.Option("--input-dropout", help="Probability of hiding each input per training sample [default: the preset's; paper: 0].")]
 
+CrossSynthesisOpt = Annotated[Optional[float], typer.Option("--cross-synthesis", min=0.0, help="Weight of extra training-only decoders that synthesise every input contrast from the latents (Chartsias et al. 2018); 0 adds none [default: the preset's, 0].")]
 InputNormOpt = Annotated[Optional[str], typer.Option("--input-normalisation", help="Scale each input volume by its brain mean (mean, the paper's) or its 99th brain percentile (percentile); the target keeps the mean [default: the preset's].")]
 
 
@@ -72,7 +73,7 @@ LEVER_OPTIONS = {"preset": (PresetOpt, "default"), "val_fraction": (ValFractionO
                  "variance_weight": (VarianceWeightOpt, None),
                  "test_time_flip": (FlipOpt, None), "calibrate_mean": (CalibrateOpt, None),
                  "context_slices": (ContextOpt, None),
-                 "input_normalisation": (InputNormOpt, None)}
+                 "input_normalisation": (InputNormOpt, None), "cross_synthesis": (CrossSynthesisOpt, None)}
 
 
 def with_levers(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -95,7 +96,8 @@ def with_levers(command: Callable[..., Any]) -> Callable[..., Any]:
                         augment=given["augment"], schedule=given["schedule"], warmup_epochs=given["warmup_epochs"],
                         fused_mse=given["mse_weight"], val_fraction=given["val_fraction"],
                         input_dropout=given["input_dropout"], input_normalisation=given["input_normalisation"],
-                        latent_variance=given["variance_weight"], calibrate_mean=given["calibrate_mean"])
+                        latent_variance=given["variance_weight"], calibrate_mean=given["calibrate_mean"],
+                        cross_synthesis=given["cross_synthesis"])
         return command(*args, preset=given["preset"], levers=levers, **kwargs)
 
     run.__signature__ = signature.replace(parameters=kept + added)  # type: ignore[attr-defined]

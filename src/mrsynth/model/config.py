@@ -32,6 +32,7 @@ class ModelConfig:
     context_slices: int = 0  # neighbouring slices on each side fed as extra channels (0: the paper's 2D)
     test_time_flip: bool = False  # synthesis averages the output with that of the left-right flipped input
     calibrate_mean: bool = False  # synthesis rescales the output to its inputs' brain mean (inference.calibration)
+    cross_synthesis: bool = False  # one extra decoder per input contrast, trained to synthesise the inputs (training only)
 
     def __post_init__(self) -> None:
         inputs = tuple(canonical_contrast(c) for c in self.inputs)
@@ -82,16 +83,19 @@ class LossWeights:
 
     ``fused_mse`` (0 in the paper) adds the mean squared error of the fused output: the
     evaluation metric is MSE, and a squared loss predicts the conditional mean where MAE predicts
-    the median.
+    the median. ``cross_synthesis`` (0 in the paper) weighs the MAE of the model's input decoders
+    (``ModelConfig.cross_synthesis``), which synthesise every present input contrast from the
+    fused latent and from each latent alone.
     """
 
     fused_mae: float = 1.0
     latent_variance: float = 1.0
     individual_mae: float = 1.0
     fused_mse: float = 0.0
+    cross_synthesis: float = 0.0
 
     def __post_init__(self) -> None:
-        if min(self.fused_mae, self.latent_variance, self.individual_mae, self.fused_mse) < 0:
+        if min(self.fused_mae, self.latent_variance, self.individual_mae, self.fused_mse, self.cross_synthesis) < 0:
             raise ValueError("loss weights must be >= 0")
 
     def to_dict(self) -> dict[str, float]:

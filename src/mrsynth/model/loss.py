@@ -1,4 +1,9 @@
-"""The paper's cost: MAE of the fused output + mean voxel-wise latent variance + sum of individual MAEs."""
+"""The paper's cost: MAE of the fused output + mean voxel-wise latent variance + sum of individual MAEs.
+
+Two optional terms go beyond the paper: the fused output's MSE, and the MAE of a cross-synthesis
+model's input decoders (every present input contrast synthesised from the fused latent and from
+each latent alone, in the manner of Chartsias et al., IEEE TMI 2018).
+"""
 
 from __future__ import annotations
 
@@ -19,10 +24,13 @@ class LossTerms:
     latent_variance: torch.Tensor
     individual_mae: torch.Tensor
     fused_mse: torch.Tensor
+    cross_mae: torch.Tensor
 
     def as_floats(self) -> dict[str, float]:
-        return {name: float(getattr(self, name).detach())
-                for name in ("total", "fused_mae", "latent_variance", "individual_mae", "fused_mse")}
+        return {name: float(getattr(self, name).detach()) for name in TERM_NAMES}
+
+
+TERM_NAMES = ("total", "fused_mae", "latent_variance", "individual_mae", "fused_mse", "cross_mae")
 
 
 def mean_voxelwise_variance(latents: torch.Tensor, pair_batch: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -40,8 +48,35 @@ def mean_voxelwise_variance(latents: torch.Tensor, pair_batch: torch.Tensor, bat
     return variance.mean()
 
 
-def synthesis_loss(output: SynthesisOutput, target: torch.Tensor, weights: LossWeights = LossWeights()) -> LossTerms:
-    """Compute the paper's cost for one batch; ``target`` is ``(B, 1, H, W)`` or ``(B, H, W)``."""
+def cross_synthesis_mae(output: SynthesisOutput, inputs: torch.Tensor) -> torch.Tensor:
+    """MAE of the input decoders' outputs against the present input slices, summed like the individual MAEs.
+
+    ``inputs`` is the batch's ``(B, C, H, W)`` (or ``(B, C, K, H, W)``: the centre slice is the
+    target). Every row of ``output.input_images`` (the fused latent, then each aligned latent) is
+    compared with each input contrast its sample has; the sum of these per-image MAEs is divided
+    by ``B * C``.
+    """
+    if output.input_images is None:
+        raise ValueError("cross-synthesis needs a model built with ModelConfig(cross_synthesis=True), "
+                         "run with decode_individual=True")
+    if inputs.dim() == 5:
+        inputs = inputs[:, :, inputs.shape[2] // 2]
+    batch_size, n_contrasts = inputs.shape[:2]
+    present = torch.zeros(batch_size, n_contrasts, dtype=torch.bool, device=inputs.device)
+    present[output.pair_batch, output.pair_contrast] = True
+    sample = torch.cat([torch.arange(batch_size, device=inputs.device), output.pair_batch])  # sample of each decoded row
+    wanted = inputs.float()[sample].transpose(0, 1)  # (C, B + P, H, W)
+    per_image = (output.input_images.float()[:, :, 0] - wanted).abs().flatten(2).mean(dim=2)  # (C, B + P)
+    return (per_image * present[sample].T).sum() / (batch_size * n_contrasts)
+
+
+def synthesis_loss(output: SynthesisOutput, target: torch.Tensor, weights: LossWeights = LossWeights(),
+                   inputs: torch.Tensor | None = None) -> LossTerms:
+    """Compute the paper's cost for one batch; ``target`` is ``(B, 1, H, W)`` or ``(B, H, W)``.
+
+    ``inputs`` (the slices the input decoders are to synthesise, e.g. before intensity
+    augmentation) is needed when the model has input decoders (:func:`cross_synthesis_mae`).
+    """
     if target.dim() == 3:
         target = target.unsqueeze(1)
     target = target.float()
@@ -55,5 +90,13 @@ def synthesis_loss(output: SynthesisOutput, target: torch.Tensor, weights: LossW
     individual_mae = per_pair.sum() / batch_size
     total = (weights.fused_mae * fused_mae + weights.latent_variance * variance + weights.individual_mae * individual_mae
              + weights.fused_mse * fused_mse)
+    cross = total.new_zeros(())
+    if output.input_images is not None:  # added even at weight 0, so that every parameter takes part in the loss
+        if inputs is None:
+            raise ValueError("this model synthesises its inputs too: pass the input slices to synthesis_loss(inputs=...)")
+        cross = cross_synthesis_mae(output, inputs)
+        total = total + weights.cross_synthesis * cross
+    elif weights.cross_synthesis > 0:
+        raise ValueError("a cross-synthesis weight needs a model with input decoders (ModelConfig(cross_synthesis=True))")
     return LossTerms(total=total, fused_mae=fused_mae, latent_variance=variance, individual_mae=individual_mae,
-                     fused_mse=fused_mse)
+                     fused_mse=fused_mse, cross_mae=cross)

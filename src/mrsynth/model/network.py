@@ -29,6 +29,9 @@ class SynthesisOutput:
     pair_batch: torch.Tensor  # (P,)
     pair_contrast: torch.Tensor  # (P,)
     individual_images: torch.Tensor | None  # (P, 1, H, W) each aligned latent decoded on its own
+    # (C, B + P, 1, H, W): the fused latents, then each aligned latent, through input contrast c's decoder
+    # (only for a model with ModelConfig.cross_synthesis, in training: decode_individual=True)
+    input_images: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,10 @@ class MultiInputSynthesisNet(nn.Module):
             AffineSpatialTransformer(config.latent_channels) if config.use_spatial_transformer else None
         )
         self.decoder = ShallowDecoder(config.latent_channels, config.decoder_features, config.decoder_layers)
+        # training-only extra outputs: every input contrast synthesised from the latents (unused at synthesis)
+        self.input_decoders = nn.ModuleList(
+            ShallowDecoder(config.latent_channels, config.decoder_features, config.decoder_layers) for _ in config.inputs
+        ) if config.cross_synthesis else None
 
     def set_execution(self, **changes: bool | None) -> "MultiInputSynthesisNet":
         """Switch fast paths by name (fields of :class:`ExecutionOptions`); weight values are untouched,
@@ -168,9 +175,13 @@ class MultiInputSynthesisNet(nn.Module):
         latents, pair_batch, pair_contrast = self.encode(images, present)
         aligned = self.align(latents, pair_batch, batch_size)
         fused = fuse(self.config.fusion, aligned, pair_batch, pair_contrast, batch_size, len(self.encoders))
+        inputs_decoded = None
         if decode_individual:
-            decoded = self.decoder(torch.cat([fused, aligned]))
+            latents = torch.cat([fused, aligned])
+            decoded = self.decoder(latents)
             image, individual = decoded[:batch_size], decoded[batch_size:]
+            if self.input_decoders is not None:
+                inputs_decoded = torch.stack([decoder(latents) for decoder in self.input_decoders])
         else:
             image, individual = self.decoder(fused), None
-        return SynthesisOutput(image, fused, aligned, pair_batch, pair_contrast, individual)
+        return SynthesisOutput(image, fused, aligned, pair_batch, pair_contrast, individual, inputs_decoded)

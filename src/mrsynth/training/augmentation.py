@@ -4,7 +4,9 @@ Geometry (left-right flip, small rotation and scaling) is drawn once per sample 
 its inputs and target together, so they stay aligned. Intensity (scale, gamma, smooth bias field)
 is drawn per input contrast and applied to that contrast's channels only (all of its 2.5D
 neighbours alike); the target's intensities are never changed, so the model learns to undo
-intensity differences between scanners instead of copying them.
+intensity differences between scanners instead of copying them. The inputs after the geometry
+alone are kept in the batch (``Batch.clean_images``): a cross-synthesis model's input decoders
+are trained to synthesise those.
 """
 
 from __future__ import annotations
@@ -88,13 +90,14 @@ class SliceAugmenter:
         images, target = batch.images, batch.target
         flat = images.flatten(1, -3) if images.dim() == 5 else images  # (B, C*K, H, W)
         per_contrast = flat.shape[1] // images.shape[1]
-        out_images, out_target = torch.empty_like(flat), torch.empty_like(target)
+        out_images, out_target, clean = torch.empty_like(flat), torch.empty_like(target), torch.empty_like(flat)
         present = batch.present.cpu().numpy()  # one device sync, not one per sample
         for b in range(len(flat)):
             sample = torch.cat([flat[b], target[b]], dim=0)
             for transform in self.geometry:
                 sample = _plain(transform(sample))
             inputs = sample[:-1]
+            clean[b] = inputs  # a copy: the intensity transforms below write into inputs
             for c in range(images.shape[1]):
                 if not present[b, c]:
                     continue
@@ -104,4 +107,4 @@ class SliceAugmenter:
                 inputs[c * per_contrast : (c + 1) * per_contrast] = block.clamp_min(0.0)
             out_images[b], out_target[b] = inputs, sample[-1:]
         return Batch(images=out_images.view_as(images), present=batch.present, target=out_target,
-                     weight=batch.weight, samples=batch.samples)
+                     weight=batch.weight, samples=batch.samples, clean_images=clean.view_as(images))

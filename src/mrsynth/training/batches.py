@@ -20,6 +20,8 @@ class Batch:
     ``weight`` multiplies this share's mean loss so that averaging the ranks' gradients gives
     the global batch's mean (``len * world / global_len``); ``samples`` counts its real slices
     (0 for the stand-in row a rank runs, with weight 0, when a small last batch leaves it none).
+    ``clean_images`` are the inputs before intensity augmentation (None: ``images`` are), the
+    targets of a cross-synthesis model's input decoders.
     """
 
     images: torch.Tensor  # (B, C, H, W) or (B, C, K, H, W)
@@ -27,10 +29,16 @@ class Batch:
     target: torch.Tensor  # (B, 1, H, W)
     weight: float = 1.0
     samples: int | None = None
+    clean_images: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.samples is None:
             self.samples = len(self.target)
+
+    @property
+    def input_targets(self) -> torch.Tensor:
+        """What the input decoders are to synthesise: the inputs without intensity augmentation."""
+        return self.images if self.clean_images is None else self.clean_images
 
 
 def context_rows(slices: SliceSet, context: int) -> np.ndarray:

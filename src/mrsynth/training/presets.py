@@ -40,6 +40,7 @@ class Levers:
     input_normalisation: str | None = None  # "mean" (the paper's) or "percentile" (see data.preprocessing)
     latent_variance: float | None = None  # weight of the cost's latent-variance term (the paper's: 1)
     calibrate_mean: bool | None = None  # synthesis rescales the output to the inputs' brain mean (mean scaling only)
+    cross_synthesis: float | None = None  # weight of input decoders' MAE (0: none; model.cross_synthesis)
 
     def over(self, base: "Levers") -> "Levers":
         """These levers where set, ``base``'s elsewhere."""
@@ -65,13 +66,17 @@ class Preset:
     def apply(self, model: ModelConfig, train: TrainConfig, overrides: Levers | None = None) -> tuple[ModelConfig, TrainConfig]:
         """``model`` and ``train`` with this preset's levers (and ``overrides``) written into them."""
         levers = self.resolve(overrides)
+        if levers.cross_synthesis is not None and levers.cross_synthesis < 0:
+            raise ValueError(f"the cross-synthesis weight must be >= 0, got {levers.cross_synthesis}")
         model = replace(model, encoder_features=levers.encoder_features, context_slices=levers.context_slices,
-                        test_time_flip=levers.test_time_flip, calibrate_mean=self.calibrates(overrides))
+                        test_time_flip=levers.test_time_flip, calibrate_mean=self.calibrates(overrides),
+                        cross_synthesis=bool(levers.cross_synthesis))
         train = replace(train, schedule=levers.schedule, warmup_epochs=levers.warmup_epochs, val_fraction=levers.val_fraction,
                         input_dropout=levers.input_dropout,
                         augment=replace(train.augment, enabled=bool(levers.augment)),
                         loss_weights=replace(train.loss_weights, fused_mse=levers.fused_mse,
-                                             latent_variance=levers.latent_variance))
+                                             latent_variance=levers.latent_variance,
+                                             cross_synthesis=levers.cross_synthesis or 0.0))
         return model, train
 
     def calibrates(self, overrides: Levers | None = None) -> bool:
@@ -99,11 +104,11 @@ class Preset:
 PAPER = Preset("paper", "Joyce et al. 2017 as published: 2D, MAE cost, constant learning rate, early stopping, no augmentation",
                Levers(encoder_features=32, context_slices=0, test_time_flip=False, augment=False, schedule="constant", warmup_epochs=0, fused_mse=0.0,
                       val_fraction=0.2, input_dropout=0.0, init_from="none", input_normalisation="mean", latent_variance=1.0,
-                      calibrate_mean=False))
+                      calibrate_mean=False, cross_synthesis=0.0))
 DEFAULT = Preset("default", "the paper's model with the levers that helped in our ablation (README, 'Beyond the paper')",
                  Levers(encoder_features=16, context_slices=0, test_time_flip=True, augment=True, schedule="cosine", warmup_epochs=0, fused_mse=1.0,
                         val_fraction=0.0, input_dropout=0.0, init_from="simulator", input_normalisation="mean",
-                        latent_variance=1.0, calibrate_mean=True))
+                        latent_variance=1.0, calibrate_mean=True, cross_synthesis=0.0))
 PRESETS: dict[str, Preset] = {preset.name: preset for preset in (DEFAULT, PAPER)}
 
 

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from mrsynth.data.preprocessing import PreprocessConfig
 from mrsynth.data.slices import SliceSet
 from mrsynth.errors import MrsynthError
-from mrsynth.model import LossTerms, ModelConfig, MultiInputSynthesisNet, synthesis_loss
+from mrsynth.model import TERM_NAMES, LossTerms, ModelConfig, MultiInputSynthesisNet, synthesis_loss
 from mrsynth.model.network import ExecutionOptions
 from mrsynth.training.augmentation import SliceAugmenter
 from mrsynth.training.batches import Batch, context_rows, iterate_batches, prefetch, rank_share
@@ -45,7 +45,7 @@ from mrsynth.training.splits import split_subjects
 log = logging.getLogger(__name__)
 
 BEST_NAME, LAST_NAME, HISTORY_NAME = "model.pt", "last.pt", "history.csv"
-TERMS = ("total", "fused_mae", "latent_variance", "individual_mae", "fused_mse")
+TERMS = TERM_NAMES
 
 
 @dataclass
@@ -108,7 +108,8 @@ def train_step(model: torch.nn.Module, optimiser: torch.optim.Optimizer, batch: 
                device: torch.device, amp: bool) -> LossTerms:
     """One Adam step on ``batch`` (its loss scaled by ``batch.weight``); returns the unscaled terms."""
     with _autocast(device, amp):
-        terms = synthesis_loss(model(batch.images, batch.present), batch.target, config.loss_weights)
+        terms = synthesis_loss(model(batch.images, batch.present), batch.target, config.loss_weights,
+                               inputs=batch.input_targets)
     optimiser.zero_grad(set_to_none=True)
     (terms.total if batch.weight == 1.0 else terms.total * batch.weight).backward()
     optimiser.step()
@@ -129,7 +130,8 @@ def evaluate_loss(model: MultiInputSynthesisNet, slices: SliceSet, rows: np.ndar
     sums = dict.fromkeys(TERMS, 0.0)
     with torch.inference_mode(), _autocast(device, config.amp):
         for batch in iterate_batches(slices, rows, config.batch_size, device, neighbours=neighbours):
-            terms = synthesis_loss(model(batch.images, batch.present), batch.target, config.loss_weights).as_floats()
+            terms = synthesis_loss(model(batch.images, batch.present), batch.target, config.loss_weights,
+                                   inputs=batch.images).as_floats()
             for name in TERMS:
                 sums[name] += terms[name] * len(batch.target)
     sums = all_reduce_sums(sums, context, device)
