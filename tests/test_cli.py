@@ -118,7 +118,7 @@ def test_train_preset_levers_and_warm_start(trained, capsys) -> None:
     assert train.loss_weights.latent_variance == 0.2  # --variance-weight wins over --loss-weights
     assert not model.test_time_flip and model.encoder_features == 4  # the paper preset, --features given
     assert model.decoder_layers == 3  # started from the 2-layer run's decoder
-    assert model.cross_synthesis and train.loss_weights.cross_synthesis == 0.5  # its input decoders start fresh
+    assert model.cross_synthesis and train.loss_weights.cross_synthesis == 0.5
     assert checkpoint.training_data["init_from"] == str(root / "run") and checkpoint.training_data["init_contrasts"] == ["t2", "t1"]
     assert main(common + ["--out", str(root / "default"), "--features", "4"]) == 0
     assert load_checkpoint(root / "default" / "model.pt")[0].model_config.test_time_flip  # the default preset

@@ -42,6 +42,11 @@ def test_cross_synthesis_mae_compares_each_decoded_latent_with_each_present_inpu
     changed = images.clone()
     changed[0, 1] = 100.0
     assert float(cross_synthesis_mae(output, changed)) == pytest.approx(total / 6, rel=1e-5)
+    # a contrast the sample has but input dropout hid from the encoders is synthesised too
+    hidden = sum(float((output.input_images[1, row, 0] - changed[0, 1]).abs().mean())
+                 for row, b in enumerate(samples) if b == 0)
+    available = torch.ones(2, 3, dtype=torch.bool)
+    assert float(cross_synthesis_mae(output, changed, available)) == pytest.approx((total + hidden) / 6, rel=1e-5)
     # 2.5D inputs: the centre slice is what the input decoders synthesise
     context = torch.stack([images * 0, images, images * 0], dim=2)
     assert float(cross_synthesis_mae(output, context)) == pytest.approx(total / 6, rel=1e-5)
@@ -96,16 +101,54 @@ def test_input_decoders_learn_from_the_inputs_before_intensity_augmentation() ->
     torch.testing.assert_close(flipped.input_targets, images.flip(-2), rtol=0, atol=1e-6)  # the geometry does apply
 
 
+def test_a_training_step_gives_the_input_decoders_the_clean_inputs_and_updates_them() -> None:
+    from mrsynth.training.trainer import train_step
+
+    net = _net(cross=True)
+    generator = torch.Generator().manual_seed(1)
+    images = torch.rand(4, 3, 8, 8, generator=generator) + 0.5
+    clean = images * 0.5
+    present = torch.ones(4, 3, dtype=torch.bool)
+    present[0, 2] = False
+    available = torch.ones(4, 3, dtype=torch.bool)
+    batch = Batch(images=images, present=present, target=images[:, :1].clone(), clean_images=clean, available=available)
+    with torch.no_grad():
+        expected = float(cross_synthesis_mae(net(images, present), clean, available))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    config = TrainConfig(device="cpu", loss_weights=LossWeights(cross_synthesis=1.0))
+    optimiser = torch.optim.Adam(net.parameters(), lr=1e-2)
+    terms = train_step(net, optimiser, batch, config, torch.device("cpu"), amp=False)
+    assert float(terms.cross_mae.detach()) == pytest.approx(expected, rel=1e-5)
+    assert not torch.equal(before["input_decoders.2.to_image.weight"], net.state_dict()["input_decoders.2.to_image.weight"])
+
+
+def test_batches_keep_what_input_dropout_hid() -> None:
+    import numpy as np
+
+    from mrsynth.training.batches import iterate_batches
+
+    slices = toy_slices()
+    rows = np.arange(len(slices))
+    batches = list(iterate_batches(slices, rows, 8, torch.device("cpu"), np.random.default_rng(0), input_dropout=0.6))
+    assert all(b.available is None or b.available.sum() > b.present.sum() for b in batches)
+    hid = [b for b in batches if b.available is not None]
+    assert hid and all(bool((b.present <= b.available).all()) for b in hid)
+    assert all(b.available is None for b in iterate_batches(slices, rows, 8, torch.device("cpu"), np.random.default_rng(0)))
+
+
 def test_a_cross_synthesis_model_trains_synthesises_and_starts_from_a_plain_one(tmp_path) -> None:
     slices = toy_slices()
     model_config = ModelConfig(inputs=slices.contrasts, target="flair", cross_synthesis=True, **TINY)
     config = TrainConfig(epochs=2, batch_size=8, device="cpu", progress=False, val_fraction=0.0,
                          augment=AugmentConfig(enabled=True), loss_weights=LossWeights(cross_synthesis=1.0))
+    torch.manual_seed(0)
+    fresh = MultiInputSynthesisNet(model_config).state_dict()
     result = train_model(slices, model_config, config, tmp_path / "run")
     assert all(row["train_cross_mae"] > 0 for row in result.history)
     checkpoint, _ = load_checkpoint(tmp_path / "run" / "model.pt")
     assert checkpoint.model_config.cross_synthesis
-    assert any(key.startswith("input_decoders.") for key in checkpoint.state_dict)
+    trained = checkpoint.state_dict
+    assert all(not torch.equal(trained[k], fresh[k]) for k in trained if k.startswith("input_decoders.") and k.endswith("weight"))
     synthesizer = Synthesizer.load(tmp_path / "run", device="cpu")
     stack = slices.inputs[: 6]
     synthesised = synthesizer.predict_stack(stack, [True] * len(slices.contrasts))
@@ -115,5 +158,12 @@ def test_a_cross_synthesis_model_trains_synthesises_and_starts_from_a_plain_one(
     started = warm_start(checkpoint, plain)
     assert not any(key.startswith("input_decoders.") for key in started.state_dict)
     torch.testing.assert_close(started.state_dict["decoder.to_image.weight"], checkpoint.state_dict["decoder.to_image.weight"])
-    back = warm_start(load_checkpoint(tmp_path / "run" / "model.pt")[0], model_config)
-    assert any(key.startswith("input_decoders.") for key in back.state_dict)
+    # input decoders are matched by contrast, like the encoders; a shallower source's are widened
+    reordered = ModelConfig(inputs=tuple(reversed(slices.contrasts)), target="flair", cross_synthesis=True,
+                            decoder_layers=3, **TINY)
+    back = warm_start(checkpoint, reordered).state_dict
+    last = len(slices.contrasts) - 1
+    torch.testing.assert_close(back["input_decoders.0.conv1.weight"], trained[f"input_decoders.{last}.conv1.weight"])
+    head, source_head = back["input_decoders.0.to_image.weight"], trained[f"input_decoders.{last}.to_image.weight"]
+    torch.testing.assert_close(head[:, : source_head.shape[1]], source_head)
+    assert not head[:, source_head.shape[1]:].any()  # the new layer's output weights start at zero

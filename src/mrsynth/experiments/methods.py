@@ -10,6 +10,7 @@ import numpy as np
 from mrsynth.baselines import BASELINE_NAMES, Baseline
 from mrsynth.evaluation.evaluate import Predictor, all_subsets, subset_label
 from mrsynth.inference.synthesizer import Synthesizer
+from mrsynth.model import PARTS
 from mrsynth.training import Checkpoint
 
 MODEL = "model"
@@ -34,7 +35,7 @@ class Method:
     test_subsets: tuple[tuple[str, ...], ...]
     spatial_transformer: bool | None = None
     initial: Path | None = None
-    trainable: tuple[str, ...] = ("encoders", "spatial_transformer", "decoder")
+    trainable: tuple[str, ...] = PARTS
     validate: bool = True
     parts: tuple["Method", ...] = ()
     weights: tuple[float, ...] = ()
@@ -59,7 +60,7 @@ class Method:
         """The proposed network trained on ``inputs``; tested on all of them, or on every subset."""
         subsets = tuple(all_subsets(inputs)) if every_subset else (tuple(inputs),)
         return cls(label, MODEL, tuple(inputs), subsets, spatial_transformer, initial,
-                   trainable or ("encoders", "spatial_transformer", "decoder"), validate)
+                   trainable or PARTS, validate)
 
     @classmethod
     def baseline(cls, kind: str, inputs: tuple[str, ...], label: str | None = None) -> "Method":

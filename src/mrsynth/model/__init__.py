@@ -2,9 +2,10 @@
 
 from mrsynth.model.config import LossWeights, ModelConfig
 from mrsynth.model.loss import TERM_NAMES, LossTerms, cross_synthesis_mae, mean_voxelwise_variance, synthesis_loss
-from mrsynth.model.network import MultiInputSynthesisNet, SynthesisOutput
+from mrsynth.model.network import PARTS, MultiInputSynthesisNet, SynthesisOutput
 
 __all__ = [
+    "PARTS",
     "TERM_NAMES",
     "LossTerms",
     "LossWeights",

@@ -48,13 +48,14 @@ def mean_voxelwise_variance(latents: torch.Tensor, pair_batch: torch.Tensor, bat
     return variance.mean()
 
 
-def cross_synthesis_mae(output: SynthesisOutput, inputs: torch.Tensor) -> torch.Tensor:
-    """MAE of the input decoders' outputs against the present input slices, summed like the individual MAEs.
+def cross_synthesis_mae(output: SynthesisOutput, inputs: torch.Tensor, available: torch.Tensor | None = None) -> torch.Tensor:
+    """MAE of the input decoders' outputs against the input slices each sample has.
 
     ``inputs`` is the batch's ``(B, C, H, W)`` (or ``(B, C, K, H, W)``: the centre slice is the
     target). Every row of ``output.input_images`` (the fused latent, then each aligned latent) is
-    compared with each input contrast its sample has; the sum of these per-image MAEs is divided
-    by ``B * C``.
+    compared with each input contrast its sample has: ``available`` ``(B, C)``, or, where it is
+    None, the contrasts that were encoded. The sum of these per-image MAEs is divided by ``B * C``,
+    so each input decoder's term is scaled like the paper's sum of individual MAEs (divided by ``B``).
     """
     if output.input_images is None:
         raise ValueError("cross-synthesis needs a model built with ModelConfig(cross_synthesis=True), "
@@ -62,8 +63,11 @@ def cross_synthesis_mae(output: SynthesisOutput, inputs: torch.Tensor) -> torch.
     if inputs.dim() == 5:
         inputs = inputs[:, :, inputs.shape[2] // 2]
     batch_size, n_contrasts = inputs.shape[:2]
-    present = torch.zeros(batch_size, n_contrasts, dtype=torch.bool, device=inputs.device)
-    present[output.pair_batch, output.pair_contrast] = True
+    if available is None:
+        present = torch.zeros(batch_size, n_contrasts, dtype=torch.bool, device=inputs.device)
+        present[output.pair_batch, output.pair_contrast] = True
+    else:
+        present = available.to(device=inputs.device, dtype=torch.bool)
     sample = torch.cat([torch.arange(batch_size, device=inputs.device), output.pair_batch])  # sample of each decoded row
     wanted = inputs.float()[sample].transpose(0, 1)  # (C, B + P, H, W)
     per_image = (output.input_images.float()[:, :, 0] - wanted).abs().flatten(2).mean(dim=2)  # (C, B + P)
@@ -71,11 +75,12 @@ def cross_synthesis_mae(output: SynthesisOutput, inputs: torch.Tensor) -> torch.
 
 
 def synthesis_loss(output: SynthesisOutput, target: torch.Tensor, weights: LossWeights = LossWeights(),
-                   inputs: torch.Tensor | None = None) -> LossTerms:
+                   inputs: torch.Tensor | None = None, available: torch.Tensor | None = None) -> LossTerms:
     """Compute the paper's cost for one batch; ``target`` is ``(B, 1, H, W)`` or ``(B, H, W)``.
 
     ``inputs`` (the slices the input decoders are to synthesise, e.g. before intensity
-    augmentation) is needed when the model has input decoders (:func:`cross_synthesis_mae`).
+    augmentation) is needed when the model has input decoders; ``available`` marks which of them
+    each sample has, where input dropout hid some (:func:`cross_synthesis_mae`).
     """
     if target.dim() == 3:
         target = target.unsqueeze(1)
@@ -94,7 +99,7 @@ def synthesis_loss(output: SynthesisOutput, target: torch.Tensor, weights: LossW
     if output.input_images is not None:  # added even at weight 0, so that every parameter takes part in the loss
         if inputs is None:
             raise ValueError("this model synthesises its inputs too: pass the input slices to synthesis_loss(inputs=...)")
-        cross = cross_synthesis_mae(output, inputs)
+        cross = cross_synthesis_mae(output, inputs, available)
         total = total + weights.cross_synthesis * cross
     elif weights.cross_synthesis > 0:
         raise ValueError("a cross-synthesis weight needs a model with input decoders (ModelConfig(cross_synthesis=True))")

@@ -15,6 +15,10 @@ from mrsynth.model.fusion import fuse
 from mrsynth.model.spatial_transformer import AffineSpatialTransformer
 
 
+# the network's parts (its child modules), by name: what training may update (``train_model(trainable=...)``)
+PARTS: tuple[str, ...] = ("encoders", "spatial_transformer", "decoder", "input_decoders")
+
+
 @dataclass
 class SynthesisOutput:
     """What one forward pass produces.

@@ -107,4 +107,5 @@ class SliceAugmenter:
                 inputs[c * per_contrast : (c + 1) * per_contrast] = block.clamp_min(0.0)
             out_images[b], out_target[b] = inputs, sample[-1:]
         return Batch(images=out_images.view_as(images), present=batch.present, target=out_target,
-                     weight=batch.weight, samples=batch.samples, clean_images=clean.view_as(images))
+                     weight=batch.weight, samples=batch.samples, clean_images=clean.view_as(images),
+                     available=batch.available)

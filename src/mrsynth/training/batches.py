@@ -21,7 +21,8 @@ class Batch:
     the global batch's mean (``len * world / global_len``); ``samples`` counts its real slices
     (0 for the stand-in row a rank runs, with weight 0, when a small last batch leaves it none).
     ``clean_images`` are the inputs before intensity augmentation (None: ``images`` are), the
-    targets of a cross-synthesis model's input decoders.
+    targets of a cross-synthesis model's input decoders; ``available`` marks the inputs each sample
+    has before input dropout hid some (None: ``present``), all of which those decoders synthesise.
     """
 
     images: torch.Tensor  # (B, C, H, W) or (B, C, K, H, W)
@@ -30,6 +31,7 @@ class Batch:
     weight: float = 1.0
     samples: int | None = None
     clean_images: torch.Tensor | None = None
+    available: torch.Tensor | None = None  # (B, C) bool
 
     def __post_init__(self) -> None:
         if self.samples is None:
@@ -72,13 +74,18 @@ def drop_inputs(present: np.ndarray, probability: float, rng: np.random.Generato
 
 def read_batch(slices: SliceSet, rows: np.ndarray, device: torch.device, neighbours: np.ndarray | None = None,
                present: np.ndarray | None = None) -> Batch:
-    """Gather ``rows`` (sorted for memory-mapped reads) into tensors on ``device``."""
+    """Gather ``rows`` (sorted for memory-mapped reads) into tensors on ``device``.
+
+    A ``present`` mask that hides inputs the slices have (input dropout) keeps their availability
+    in ``Batch.available``.
+    """
     if neighbours is not None and neighbours.shape[1] > 1:
         images = np.asarray(slices.inputs[neighbours[rows].ravel()])
         images = images.reshape(len(rows), neighbours.shape[1], *images.shape[1:]).swapaxes(1, 2)
     else:
         images = np.asarray(slices.inputs[rows])
-    present = np.asarray(slices.present[rows]) if present is None else present
+    available = np.asarray(slices.present[rows])
+    present = available if present is None else present
     target = np.asarray(slices.target[rows])[:, None]
     pin = device.type == "cuda"
 
@@ -87,7 +94,8 @@ def read_batch(slices: SliceSet, rows: np.ndarray, device: torch.device, neighbo
         return (tensor.pin_memory() if pin else tensor).to(device, non_blocking=pin)
 
     return Batch(images=move(images.astype(np.float32, copy=False)), present=move(present.astype(bool)),
-                 target=move(target.astype(np.float32, copy=False)))
+                 target=move(target.astype(np.float32, copy=False)),
+                 available=None if np.array_equal(available, present) else move(available.astype(bool)))
 
 
 def rank_share(count: int, rank: int, world: int) -> np.ndarray:

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from mrsynth.data.preprocessing import PreprocessConfig
 from mrsynth.data.slices import SliceSet
 from mrsynth.errors import MrsynthError
-from mrsynth.model import TERM_NAMES, LossTerms, ModelConfig, MultiInputSynthesisNet, synthesis_loss
+from mrsynth.model import PARTS, TERM_NAMES, LossTerms, ModelConfig, MultiInputSynthesisNet, synthesis_loss
 from mrsynth.model.network import ExecutionOptions
 from mrsynth.training.augmentation import SliceAugmenter
 from mrsynth.training.batches import Batch, context_rows, iterate_batches, prefetch, rank_share
@@ -86,7 +86,7 @@ def build_model(model_config: ModelConfig, speed: SpeedSettings, device: torch.d
                 initial_state: dict[str, torch.Tensor] | None = None) -> MultiInputSynthesisNet:
     """The network on ``device`` with the fast paths of ``speed`` (weights from ``initial_state`` if given).
 
-    With ``speed.compile`` the spatial transformer, the decoder and (unless the vmapped batched
+    With ``speed.compile`` the spatial transformer, the decoder(s) and (unless the vmapped batched
     encoders are in force) each encoder are compiled in place, so state-dict keys do not change.
     """
     execution = ExecutionOptions(speed.channels_last, speed.batched_encoders).resolve(device.type)
@@ -95,7 +95,7 @@ def build_model(model_config: ModelConfig, speed: SpeedSettings, device: torch.d
         model.load_state_dict(initial_state)
     model.place(device)
     if speed.compile:
-        parts = [model.decoder, model.spatial_transformer]
+        parts = [model.decoder, model.spatial_transformer, *(model.input_decoders or ())]
         if not execution.batched_encoders:
             parts.extend(model.encoders)
         for part in parts:
@@ -109,7 +109,7 @@ def train_step(model: torch.nn.Module, optimiser: torch.optim.Optimizer, batch: 
     """One Adam step on ``batch`` (its loss scaled by ``batch.weight``); returns the unscaled terms."""
     with _autocast(device, amp):
         terms = synthesis_loss(model(batch.images, batch.present), batch.target, config.loss_weights,
-                               inputs=batch.input_targets)
+                               inputs=batch.input_targets, available=batch.available)
     optimiser.zero_grad(set_to_none=True)
     (terms.total if batch.weight == 1.0 else terms.total * batch.weight).backward()
     optimiser.step()
@@ -131,7 +131,7 @@ def evaluate_loss(model: MultiInputSynthesisNet, slices: SliceSet, rows: np.ndar
     with torch.inference_mode(), _autocast(device, config.amp):
         for batch in iterate_batches(slices, rows, config.batch_size, device, neighbours=neighbours):
             terms = synthesis_loss(model(batch.images, batch.present), batch.target, config.loss_weights,
-                                   inputs=batch.images).as_floats()
+                                   inputs=batch.input_targets, available=batch.available).as_floats()
             for name in TERMS:
                 sums[name] += terms[name] * len(batch.target)
     sums = all_reduce_sums(sums, context, device)
@@ -176,12 +176,13 @@ def _check_same_subjects(last_path: Path, saved: list[str], now: tuple[str, ...]
 def train_model(slices: SliceSet, model_config: ModelConfig, config: TrainConfig, run_dir: str | Path, *,
                 preprocess: dict[str, Any] | None = None, training_data: dict[str, Any] | None = None,
                 resume: bool = False, overwrite: bool = False, initial_state: dict[str, torch.Tensor] | None = None,
-                trainable: tuple[str, ...] = ("encoders", "spatial_transformer", "decoder"),
+                trainable: tuple[str, ...] = PARTS,
                 val_subjects: list[str] | None = None) -> TrainResult:
     """Train the network on ``slices`` and keep the best checkpoint (lowest validation fused MAE).
 
-    ``trainable`` names the parts whose weights are updated (``("decoder",)`` fine-tunes the
-    decoder alone, as in the paper's transfer experiment); ``initial_state`` starts from given
+    ``trainable`` names the parts whose weights are updated (default: every one of
+    :data:`~mrsynth.model.PARTS`; ``("decoder",)`` fine-tunes the decoder alone, as in the paper's
+    transfer experiment); ``initial_state`` starts from given
     weights. With ``resume`` the run continues from ``run_dir/last.pt``. Launched by ``torchrun``
     (or with ``config.ddp``), every process calls this and the ranks train one model together.
     """

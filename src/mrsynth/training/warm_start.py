@@ -8,6 +8,8 @@ convolution's weights go to the centre slice's channel and the neighbours' weigh
 so the 2.5D model starts out computing exactly what the 2D one did and learns to use the context.
 Likewise a decoder with fewer layers starts a deeper one: the extra layers start fresh and the final
 1x1 convolution's weights on their outputs at zero, so the deeper decoder starts out as the source's.
+A cross-synthesis model's input decoders (one per input contrast) are matched by contrast like
+the encoders; a source without them leaves them fresh.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from mrsynth.pretrained import PREFIX, resolve_model_path, shipped_models
 from mrsynth.training.checkpoint import Checkpoint, load_checkpoint
 
 ARCHITECTURE = ("latent_channels", "encoder_features", "decoder_features")
-DECODER_OUTPUT_WEIGHT = "decoder.to_image.weight"
+DECODER_OUTPUT_WEIGHT = "to_image.weight"  # a decoder's final 1x1 convolution
 
 
 @dataclass(frozen=True)
@@ -57,12 +59,9 @@ def warm_start(source: Checkpoint, target: ModelConfig, seed: int = 0, name: str
     torch.manual_seed(seed)
     state = MultiInputSynthesisNet(target).state_dict()
     for key, value in source.state_dict.items():
-        if key.startswith("encoders."):
-            continue
-        if key in state and state[key].shape == value.shape:
+        if key.startswith("spatial_transformer.") and key in state and state[key].shape == value.shape:
             state[key] = value.clone()
-        elif key == DECODER_OUTPUT_WEIGHT:
-            state[key] = _fit_decoder_output(value, state[key])
+    _copy_decoder(state, "decoder.", source.state_dict, "decoder.", name)
     initialised = []
     for i, contrast in enumerate(target.inputs):
         if contrast not in source.model_config.inputs:
@@ -71,9 +70,28 @@ def warm_start(source: Checkpoint, target: ModelConfig, seed: int = 0, name: str
         prefix, source_prefix = f"encoders.{i}.", f"encoders.{j}."
         for key in [k for k in state if k.startswith(prefix)]:
             state[key] = _fit_input_channels(source.state_dict[source_prefix + key[len(prefix):]], state[key], context, name)
+        if target.cross_synthesis and source.model_config.cross_synthesis:  # input decoders, matched by contrast too
+            _copy_decoder(state, f"input_decoders.{i}.", source.state_dict, f"input_decoders.{j}.", name)
         initialised.append(contrast)
     fresh = tuple(c for c in target.inputs if c not in initialised)
     return WarmStart(state, name, tuple(initialised), fresh)
+
+
+def _copy_decoder(state: dict[str, torch.Tensor], prefix: str, source_state: dict[str, torch.Tensor],
+                  source_prefix: str, name: str) -> None:
+    """Copy the decoder at ``source_prefix`` into the one at ``prefix``; a shallower source's missing
+    layers stay fresh and its final 1x1 convolution is widened (:func:`_fit_decoder_output`)."""
+    for key in [k for k in state if k.startswith(prefix)]:
+        value = source_state.get(source_prefix + key[len(prefix):])
+        if value is None:  # a layer the shallower source lacks
+            continue
+        if value.shape == state[key].shape:
+            state[key] = value.clone()
+        elif key.endswith(DECODER_OUTPUT_WEIGHT):
+            state[key] = _fit_decoder_output(value, state[key])
+        else:
+            raise CheckpointError(f"{name}: its decoder weight {source_prefix + key[len(prefix):]} of shape "
+                                  f"{tuple(value.shape)} cannot start one of shape {tuple(state[key].shape)}")
 
 
 def _fit_decoder_output(value: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
