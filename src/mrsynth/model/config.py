@@ -84,8 +84,8 @@ class LossWeights:
     ``fused_mse`` (0 in the paper) adds the mean squared error of the fused output: the
     evaluation metric is MSE, and a squared loss predicts the conditional mean where MAE predicts
     the median. ``cross_synthesis`` (0 in the paper) weighs the MAE of the model's input decoders
-    (``ModelConfig.cross_synthesis``), which synthesise every present input contrast from the
-    fused latent and from each latent alone.
+    (``ModelConfig.cross_synthesis``), which synthesise every input contrast the sample has from
+    the fused latent and from each latent alone.
     """
 
     fused_mae: float = 1.0

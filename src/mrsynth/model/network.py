@@ -181,11 +181,11 @@ class MultiInputSynthesisNet(nn.Module):
         fused = fuse(self.config.fusion, aligned, pair_batch, pair_contrast, batch_size, len(self.encoders))
         inputs_decoded = None
         if decode_individual:
-            latents = torch.cat([fused, aligned])
-            decoded = self.decoder(latents)
+            every_latent = torch.cat([fused, aligned])
+            decoded = self.decoder(every_latent)
             image, individual = decoded[:batch_size], decoded[batch_size:]
             if self.input_decoders is not None:
-                inputs_decoded = torch.stack([decoder(latents) for decoder in self.input_decoders])
+                inputs_decoded = torch.stack([decoder(every_latent) for decoder in self.input_decoders])
         else:
             image, individual = self.decoder(fused), None
         return SynthesisOutput(image, fused, aligned, pair_batch, pair_contrast, individual, inputs_decoded)
