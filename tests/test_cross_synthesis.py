@@ -70,7 +70,7 @@ def test_cross_synthesis_enters_the_total_with_its_weight_and_leaves_synthesis_a
     with pytest.raises(ValueError, match="input decoders"):
         synthesis_loss(plain_output, target, LossWeights(cross_synthesis=1.0), inputs=images)
     assert float(synthesis_loss(plain_output, target).cross_mae) == 0.0
-    # the shared parts are the same network: the same seed gives the same synthesis with or without input decoders
+    # the input decoders take no part in synthesis: the shared weights alone give the same image
     plain.load_state_dict({k: v for k, v in cross.state_dict().items() if not k.startswith("input_decoders.")})
     with torch.no_grad():
         torch.testing.assert_close(plain(images, present, decode_individual=False).image,
@@ -153,7 +153,7 @@ def test_a_cross_synthesis_model_trains_synthesises_and_starts_from_a_plain_one(
     stack = slices.inputs[: 6]
     synthesised = synthesizer.predict_stack(stack, [True] * len(slices.contrasts))
     assert synthesised.shape == (6, *stack.shape[-2:]) and synthesised.max() > 0
-    # a plain model starts a cross-synthesis one (input decoders fresh) and the other way round
+    # a cross-synthesis model starts a plain one (its input decoders left out)
     plain = ModelConfig(inputs=slices.contrasts, target="flair", **TINY)
     started = warm_start(checkpoint, plain)
     assert not any(key.startswith("input_decoders.") for key in started.state_dict)
