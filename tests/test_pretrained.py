@@ -43,9 +43,10 @@ def test_unknown_shipped_model_is_a_clear_error() -> None:
 @needs_shipped_flair
 def test_models_listing_gives_each_subsets_error_beside_the_forests() -> None:
     card = model_card("flair")
-    # the card's numbers were measured with mean calibration; the shipped file must synthesise the same way
+    # the card's numbers were measured with these synthesis settings; the shipped file must synthesise the same way
     assert "mean calibration" in card["crossval_note"]
-    assert load_checkpoint(resolve_model_path("pretrained:flair"))[0].model_config.calibrate_mean
+    config = load_checkpoint(resolve_model_path("pretrained:flair"))[0].model_config
+    assert config.calibrate_mean and config.test_time_flip and config.test_time_flip_ap and config.slice_smoothing == 1.5
     listing = describe_shipped_models()
     for subset, value in card["crossval_mse"].items():
         assert f"cross-validated MSE {subset}: {value}  (random forest, same folds: {card['crossval_forest_mse'][subset]})" in listing

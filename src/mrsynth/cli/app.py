@@ -54,11 +54,14 @@ FeaturesOpt = Annotated[Optional[int], typer.Option("--features", help="Width of
 PresetOpt = Annotated[str, typer.Option("--preset", help="Model recipe: default (the paper's model plus the levers that helped in our ablation) or paper (Joyce et al. 2017 as published).")]
 ContextOpt = Annotated[Optional[int], typer.Option("--context-slices", help="Neighbouring slices on each side as extra input channels (2.5D) [default: the preset's].")]
 AugmentOpt = Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="Random flips, rotations, scalings, intensity scale, gamma and bias field in training (MONAI) [default: the preset's].")]
+FlipApAugmentOpt = Annotated[Optional[float], typer.Option("--augment-flip-ap", min=0.0, max=1.0, help="Probability of a front-back flip among the training augmentations (with --augment) [default: the preset's].")]
 ScheduleOpt = Annotated[Optional[str], typer.Option("--schedule", help="Learning rate over epochs: constant or cosine [default: the preset's].")]
 WarmupOpt = Annotated[Optional[int], typer.Option("--warmup-epochs", help="Epochs over which the learning rate ramps up from ~0 [default: the preset's].")]
 MseWeightOpt = Annotated[Optional[float], typer.Option("--mse-weight", min=0.0, help="Weight of an extra MSE term on the fused output [default: the preset's; paper: 0].")]
 VarianceWeightOpt = Annotated[Optional[float], typer.Option("--variance-weight", min=0.0, help="Weight of the cost's latent-variance term, which pulls the contrasts' latents together [default: the preset's, 1 as in the paper; train: what --loss-weights gives].")]
 FlipOpt = Annotated[Optional[bool], typer.Option("--test-time-flip/--no-test-time-flip", help="The model averages its output with that of the left-right flipped input at synthesis [default: the preset's].")]
+FlipApOpt = Annotated[Optional[bool], typer.Option("--test-time-flip-ap/--no-test-time-flip-ap", help="Synthesis also averages over front-back flipped inputs (with --test-time-flip: all four flips) [default: the preset's].")]
+SliceSmoothingOpt = Annotated[Optional[float], typer.Option("--slice-smoothing", min=0.0, help="Synthesis smooths the output across slices with a Gaussian of this sigma, in slices; 0 turns it off [default: the preset's].")]
 CalibrateOpt = Annotated[Optional[bool], typer.Option("--calibrate-mean/--no-calibrate-mean", help="Synthesis rescales the output so that its brain mean equals the inputs' (needs mean input scaling) [default: the preset's; paper: off].")]
 ValFractionOpt = Annotated[Optional[float], typer.Option("--val-fraction", help="Fraction of (each fold's) training SUBJECTS held out for early stopping; 0 trains on all [default: the preset's].")]
 InputDropoutOpt = Annotated[Optional[float], typer.Option("--input-dropout", help="Probability of hiding each input per training sample [default: the preset's; paper: 0].")]
@@ -68,10 +71,12 @@ InputNormOpt = Annotated[Optional[str], typer.Option("--input-normalisation", he
 
 
 LEVER_OPTIONS = {"preset": (PresetOpt, "default"), "val_fraction": (ValFractionOpt, None),
-                 "input_dropout": (InputDropoutOpt, None), "augment": (AugmentOpt, None), "schedule": (ScheduleOpt, None),
+                 "input_dropout": (InputDropoutOpt, None), "augment": (AugmentOpt, None),
+                 "augment_flip_ap": (FlipApAugmentOpt, None), "schedule": (ScheduleOpt, None),
                  "warmup_epochs": (WarmupOpt, None), "mse_weight": (MseWeightOpt, None),
                  "variance_weight": (VarianceWeightOpt, None),
-                 "test_time_flip": (FlipOpt, None), "calibrate_mean": (CalibrateOpt, None),
+                 "test_time_flip": (FlipOpt, None), "test_time_flip_ap": (FlipApOpt, None),
+                 "slice_smoothing": (SliceSmoothingOpt, None), "calibrate_mean": (CalibrateOpt, None),
                  "context_slices": (ContextOpt, None),
                  "input_normalisation": (InputNormOpt, None), "cross_synthesis": (CrossSynthesisOpt, None)}
 
@@ -93,7 +98,8 @@ def with_levers(command: Callable[..., Any]) -> Callable[..., Any]:
     def run(*args: Any, **kwargs: Any) -> Any:
         given = {name: kwargs.pop(name) for name in LEVER_OPTIONS}
         levers = Levers(context_slices=given["context_slices"], test_time_flip=given["test_time_flip"],
-                        augment=given["augment"], schedule=given["schedule"], warmup_epochs=given["warmup_epochs"],
+                        test_time_flip_ap=given["test_time_flip_ap"], slice_smoothing=given["slice_smoothing"],
+                        augment=given["augment"], augment_flip_ap=given["augment_flip_ap"], schedule=given["schedule"], warmup_epochs=given["warmup_epochs"],
                         fused_mse=given["mse_weight"], val_fraction=given["val_fraction"],
                         input_dropout=given["input_dropout"], input_normalisation=given["input_normalisation"],
                         latent_variance=given["variance_weight"], calibrate_mean=given["calibrate_mean"],

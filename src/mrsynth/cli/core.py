@@ -107,13 +107,16 @@ def synthesize(
     rescale_mean: Optional[float] = typer.Option(None, "--rescale-mean", help="Multiply the mean-normalised output so that its brain mean is this value."),
     flip_average: Optional[bool] = typer.Option(None, "--flip-average/--no-flip-average", help="Average with the left-right flipped prediction [default: as the model was trained to be used]."),
     calibrate_mean: Optional[bool] = typer.Option(None, "--calibrate-mean/--no-calibrate-mean", help="Rescale the output to the inputs' brain mean [default: as the model was trained to be used]."),
+    flip_average_ap: Optional[bool] = typer.Option(None, "--flip-average-ap/--no-flip-average-ap", help="Also average over front-back flipped inputs [default: as the model was trained to be used]."),
+    slice_smoothing: Optional[float] = typer.Option(None, "--slice-smoothing", min=0.0, help="Smooth the output across slices with a Gaussian of this sigma, in slices; 0: off [default: as the model was trained to be used]."),
     layout: LayoutOpt = None,
 ) -> None:
     """Synthesise the model's target contrast from the inputs you have."""
     from mrsynth.inference.batch import synthesize_dataset
     from mrsynth.inference import Synthesizer
 
-    synthesizer = Synthesizer.load(model, device=device, flip_average=flip_average, calibrate=calibrate_mean)
+    synthesizer = Synthesizer.load(model, device=device, flip_average=flip_average, calibrate=calibrate_mean,
+                                   flip_ap=flip_average_ap, slice_smoothing=slice_smoothing)
     if data is not None:
         if input or out is not None:
             raise typer.BadParameter("use either --data with --out-dir, or --input with --out")

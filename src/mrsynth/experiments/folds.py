@@ -99,7 +99,8 @@ def _fit(method: Method, train: SliceSet, settings: RunSettings, run_dir: Path, 
     best = members[0] if len(members) == 1 else save_checkpoint(checkpoint, Path(run_dir) / "ensemble.pt")
     record.checkpoints[method.slug] = str(best)
     return model_predictor(checkpoint, test_contrasts, settings.train.device, flip_average=model_config.test_time_flip,
-                           calibrate=model_config.calibrate_mean)
+                           calibrate=model_config.calibrate_mean, flip_ap=model_config.test_time_flip_ap,
+                           slice_smoothing=model_config.slice_smoothing)
 
 
 def run_fold(train: SliceSet, test: SliceSet, methods: Sequence[Method], settings: RunSettings, fold_dir: str | Path,

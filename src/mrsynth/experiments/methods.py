@@ -98,12 +98,14 @@ def _columns(contrasts: tuple[str, ...], inputs: tuple[str, ...]) -> list[int]:
 
 
 def model_predictor(checkpoint: Checkpoint, contrasts: tuple[str, ...], device: str = "auto",
-                    flip_average: bool | None = None, calibrate: bool | None = None) -> Predictor:
+                    flip_average: bool | None = None, calibrate: bool | None = None, flip_ap: bool | None = None,
+                    slice_smoothing: float | None = None) -> Predictor:
     """A predictor over a slice set's ``contrasts`` that feeds the model its own input channels.
 
-    ``flip_average`` and ``calibrate`` None follow the checkpoint's ``test_time_flip`` and ``calibrate_mean``.
+    The synthesis settings None follow the checkpoint's (see :class:`~mrsynth.inference.Synthesizer`).
     """
-    synthesizer = Synthesizer(checkpoint, device=device, flip_average=flip_average, calibrate=calibrate)
+    synthesizer = Synthesizer(checkpoint, device=device, flip_average=flip_average, calibrate=calibrate,
+                              flip_ap=flip_ap, slice_smoothing=slice_smoothing)
     cols = _columns(contrasts, checkpoint.model_config.inputs)
 
     def predict(stack: np.ndarray, present: np.ndarray) -> np.ndarray:

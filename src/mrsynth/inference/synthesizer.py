@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.ndimage import gaussian_filter1d
 
 from mrsynth.contrasts import canonical_contrast
 from mrsynth.data.preprocessing import PreparedSubject, PreprocessConfig, prepare_subject, restore_volume
@@ -33,6 +34,13 @@ class SynthesisResult:
     subject: SubjectVolumes
 
 
+def _flip(images: torch.Tensor, axes: tuple[int, ...]) -> torch.Tensor:
+    return images.flip(axes) if axes else images
+
+
+_unflip = _flip  # a flip is its own inverse
+
+
 class Synthesizer:
     """Run a trained model on any non-empty subset of its input contrasts.
 
@@ -42,19 +50,26 @@ class Synthesizer:
     """
 
     def __init__(self, checkpoint: Checkpoint, device: str = "auto", batch_size: int | None = None,
-                 flip_average: bool | None = None, calibrate: bool | None = None):
-        """``flip_average`` and ``calibrate`` None follow the model's ``test_time_flip`` and ``calibrate_mean``
-        settings; ``batch_size`` None the device's default.
+                 flip_average: bool | None = None, calibrate: bool | None = None, flip_ap: bool | None = None,
+                 slice_smoothing: float | None = None):
+        """``flip_average``, ``flip_ap``, ``slice_smoothing`` and ``calibrate`` None follow the model's
+        ``test_time_flip``, ``test_time_flip_ap``, ``slice_smoothing`` and ``calibrate_mean`` settings;
+        ``batch_size`` None the device's default.
 
         Mean calibration (:mod:`mrsynth.inference.calibration`) needs inputs scaled like the target (by
         the brain mean); a model whose inputs were scaled otherwise refuses it.
         """
+        config = checkpoint.model_config
         self.checkpoint = checkpoint
         self.device = resolve_device(device)
         self.models = checkpoint.build_models(self.device)  # one, or an ensemble averaged at synthesis
         self.batch_size = batch_size or self.default_batch_size(self.device)
-        self.flip_average = checkpoint.model_config.test_time_flip if flip_average is None else flip_average
-        self.calibrate = checkpoint.model_config.calibrate_mean if calibrate is None else calibrate
+        self.flip_average = config.test_time_flip if flip_average is None else flip_average
+        self.flip_ap = config.test_time_flip_ap if flip_ap is None else flip_ap
+        self.slice_smoothing = config.slice_smoothing if slice_smoothing is None else float(slice_smoothing)
+        if not self.slice_smoothing >= 0:
+            raise ValueError(f"slice smoothing must be >= 0 (a Gaussian sigma in slices), got {self.slice_smoothing}")
+        self.calibrate = config.calibrate_mean if calibrate is None else calibrate
         if self.calibrate and not self.preprocess.inputs_scaled_like_target("mean"):
             raise CheckpointError(f"mean calibration needs every volume scaled by its brain mean; this model's "
                                   f"preprocessing is: {self.preprocess.describe_normalisation()}")
@@ -67,10 +82,12 @@ class Synthesizer:
 
     @classmethod
     def load(cls, model: str | Path, device: str = "auto", batch_size: int | None = None,
-             flip_average: bool | None = None, calibrate: bool | None = None) -> "Synthesizer":
+             flip_average: bool | None = None, calibrate: bool | None = None, flip_ap: bool | None = None,
+             slice_smoothing: float | None = None) -> "Synthesizer":
         """Load from a checkpoint file, a run folder, or ``pretrained:NAME``."""
         checkpoint, _ = load_checkpoint(resolve_model_path(model))
-        return cls(checkpoint, device=device, batch_size=batch_size, flip_average=flip_average, calibrate=calibrate)
+        return cls(checkpoint, device=device, batch_size=batch_size, flip_average=flip_average, calibrate=calibrate,
+                   flip_ap=flip_ap, slice_smoothing=slice_smoothing)
 
     @property
     def model(self) -> torch.nn.Module:
@@ -97,11 +114,23 @@ class Synthesizer:
         neighbours = stack[index.clamp(0, stack.shape[0] - 1)]  # (S, K, C, H, W)
         return neighbours.transpose(1, 2)
 
+    @property
+    def flips(self) -> list[tuple[int, ...]]:
+        """The slice axes flipped in each run that synthesis averages: () is the input as it is.
+
+        Left-right is the slices' first axis (RAS voxel order), front-back the second; with both, every
+        combination of the two.
+        """
+        lr = [(), (-2,)] if self.flip_average else [()]
+        return [axes + ap for axes in lr for ap in ([(), (-1,)] if self.flip_ap else [()])]
+
     @torch.inference_mode()
     def predict_stack(self, stack: np.ndarray, present: Sequence[bool] | np.ndarray) -> np.ndarray:
         """Synthesise ``(S, H, W)`` from one subject's ordered slices ``(S, C, H, W)`` (C = model inputs).
 
         ``present`` is ``(C,)`` for the whole stack or ``(S, C)`` per slice; absent channels are ignored.
+        The runs of :attr:`flips` are averaged, smoothed across slices (``slice_smoothing``), set to 0
+        outside every present input's brain and, with ``calibrate``, given the inputs' brain mean.
         """
         stack = np.ascontiguousarray(stack, dtype=np.float32)
         present = np.broadcast_to(np.asarray(present, dtype=bool), stack.shape[:2])
@@ -112,12 +141,12 @@ class Synthesizer:
         for start in range(0, images.shape[0], self.batch_size):
             chunk, mask = images[start : start + self.batch_size], present_t[start : start + self.batch_size]
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-                runs = [model(chunk, mask, decode_individual=False).image.float() for model in self.models]
-                if self.flip_average:
-                    runs += [model(chunk.flip(-2), mask, decode_individual=False).image.float().flip(-2)
-                             for model in self.models]
+                runs = [_unflip(model(_flip(chunk, axes), mask, decode_individual=False).image.float(), axes)
+                        for axes in self.flips for model in self.models]
             outputs.append(torch.stack(runs).mean(dim=0)[:, 0])
         result = torch.cat(outputs).cpu().numpy()
+        if self.slice_smoothing > 0:
+            result = gaussian_filter1d(result, self.slice_smoothing, axis=0, mode="nearest")
         # outside every present input's brain the target is background too
         result[~((stack > 0) & present[:, :, None, None]).any(axis=1)] = 0.0
         return calibrate_mean(result, stack, present.any(axis=0)) if self.calibrate else result

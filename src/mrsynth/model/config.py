@@ -10,7 +10,7 @@ from mrsynth.contrasts import canonical_contrast
 FusionKind = Literal["max", "mean"]
 FUSIONS: tuple[str, ...] = get_args(FusionKind)
 # settings that change only what synthesis does with the trained weights, not the weights themselves
-SYNTHESIS_SETTINGS: tuple[str, ...] = ("test_time_flip", "calibrate_mean")
+SYNTHESIS_SETTINGS: tuple[str, ...] = ("test_time_flip", "test_time_flip_ap", "slice_smoothing", "calibrate_mean")
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,8 @@ class ModelConfig:
     fusion: FusionKind = "max"
     context_slices: int = 0  # neighbouring slices on each side fed as extra channels (0: the paper's 2D)
     test_time_flip: bool = False  # synthesis averages the output with that of the left-right flipped input
+    test_time_flip_ap: bool = False  # ... and over front-back flips too (with test_time_flip: all four flips)
+    slice_smoothing: float = 0.0  # synthesis smooths the output across slices: Gaussian sigma, in slices (0: off)
     calibrate_mean: bool = False  # synthesis rescales the output to its inputs' brain mean (inference.calibration)
     cross_synthesis: bool = False  # one extra decoder per input contrast, trained to synthesise the inputs (training only)
 
@@ -50,6 +52,8 @@ class ModelConfig:
             raise ValueError(f"decoder_layers must be at least 1, got {self.decoder_layers}")
         if self.context_slices < 0:
             raise ValueError("context_slices must be >= 0")
+        if not self.slice_smoothing >= 0:
+            raise ValueError(f"slice_smoothing must be >= 0 (a Gaussian sigma in slices), got {self.slice_smoothing}")
 
     @property
     def channels_per_input(self) -> int:

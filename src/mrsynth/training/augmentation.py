@@ -28,7 +28,9 @@ class AugmentConfig:
     probability of a left-right flip; ``intensity_scale`` bounds a per-contrast multiplicative
     factor ``1 + u``; ``gamma`` is the (low, high) range of a per-contrast gamma; ``bias_field``
     bounds the coefficients of a smooth multiplicative field (MONAI ``RandBiasField``).
-    ``probability`` applies to each of the affine and intensity transforms separately.
+    ``probability`` applies to each of the affine and intensity transforms separately. ``flip_ap``
+    is the probability of a front-back flip (0: none, as before it existed; its random stream is
+    separate, so the other draws do not change with it).
     """
 
     enabled: bool = False
@@ -39,10 +41,11 @@ class AugmentConfig:
     intensity_scale: float = 0.1
     gamma: tuple[float, float] = (0.8, 1.25)
     bias_field: float = 0.2
+    flip_ap: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gamma", tuple(float(g) for g in self.gamma))
-        if not (0.0 <= self.probability <= 1.0 and 0.0 <= self.flip <= 1.0):
+        if not (0.0 <= self.probability <= 1.0 and 0.0 <= self.flip <= 1.0 and 0.0 <= self.flip_ap <= 1.0):
             raise ValueError("augmentation probabilities must be in [0, 1]")
         if min(self.rotate_degrees, self.scale, self.intensity_scale, self.bias_field) < 0:
             raise ValueError("augmentation ranges must be >= 0")
@@ -84,6 +87,10 @@ class SliceAugmenter:
         ]
         for i, transform in enumerate(self.geometry + self.intensity):
             transform.set_random_state(seed=(seed * 1009 + i) % 2**32)
+        if config.flip_ap > 0:  # seeded after the others, which keep their streams
+            front_back = RandFlip(prob=config.flip_ap, spatial_axis=1)
+            front_back.set_random_state(seed=(seed * 1009 + len(self.geometry) + len(self.intensity)) % 2**32)
+            self.geometry.append(front_back)
 
     def __call__(self, batch: Batch) -> Batch:
         """A new batch with every real sample transformed (inputs and target share the geometry)."""
