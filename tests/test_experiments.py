@@ -394,3 +394,22 @@ def test_blend_methods_check_their_parts_and_weights() -> None:
         assert any(m.kind == "rf" for m in methods)  # the forest is fitted before the blends that use it
     predict = blend_predictor([lambda s, p: np.ones(2), lambda s, p: np.full(2, 3.0)], (0.75, 0.25))
     assert np.allclose(predict(None, None), 1.5)
+
+
+def test_resuming_a_finished_experiment_tests_with_the_new_synthesis_settings(toy) -> None:
+    from mrsynth.training.presets import Levers
+
+    root, manifest = toy
+    config = tiny(ExperimentConfig(manifest, root / "resynth", cache_dir=root / "cache", baselines=(),
+                                   per_subset_models=False, init_from="none",
+                                   levers=Levers(slice_smoothing=0.0, test_time_flip_ap=False)))
+    first = run_experiment("subsets", config)
+    model = root / "resynth" / "runs" / "fold1" / "model-t1+t2+dwi" / "model.pt"
+    weights = load_checkpoint(model)[0].state_dict
+    again = run_experiment("subsets", replace(config, resume=True, levers=Levers(slice_smoothing=2.0, test_time_flip_ap=True)))
+    before = {(r.subject, r.subset): r.metrics.mse for r in first.table("subsets").rows}
+    after = {(r.subject, r.subset): r.metrics.mse for r in again.table("subsets").rows}
+    assert before.keys() == after.keys() and any(before[k] != after[k] for k in before)
+    resumed = load_checkpoint(model)[0]
+    assert all(torch.equal(weights[name], resumed.state_dict[name]) for name in weights)  # re-tested, not retrained
+    assert resumed.model_config.slice_smoothing == 2.0 and resumed.model_config.test_time_flip_ap is True

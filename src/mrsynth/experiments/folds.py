@@ -98,9 +98,8 @@ def _fit(method: Method, train: SliceSet, settings: RunSettings, run_dir: Path, 
     checkpoint = checkpoints[0] if len(members) == 1 else combine_checkpoints(checkpoints, [str(p) for p in members])
     best = members[0] if len(members) == 1 else save_checkpoint(checkpoint, Path(run_dir) / "ensemble.pt")
     record.checkpoints[method.slug] = str(best)
-    return model_predictor(checkpoint, test_contrasts, settings.train.device, flip_average=model_config.test_time_flip,
-                           calibrate=model_config.calibrate_mean, flip_ap=model_config.test_time_flip_ap,
-                           slice_smoothing=model_config.slice_smoothing)
+    checkpoint.model_config = checkpoint.model_config.with_synthesis_of(model_config)  # this run's synthesis settings
+    return model_predictor(checkpoint, test_contrasts, settings.train.device)
 
 
 def run_fold(train: SliceSet, test: SliceSet, methods: Sequence[Method], settings: RunSettings, fold_dir: str | Path,

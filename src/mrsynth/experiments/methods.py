@@ -97,15 +97,12 @@ def _columns(contrasts: tuple[str, ...], inputs: tuple[str, ...]) -> list[int]:
     return [contrasts.index(c) for c in inputs]
 
 
-def model_predictor(checkpoint: Checkpoint, contrasts: tuple[str, ...], device: str = "auto",
-                    flip_average: bool | None = None, calibrate: bool | None = None, flip_ap: bool | None = None,
-                    slice_smoothing: float | None = None) -> Predictor:
+def model_predictor(checkpoint: Checkpoint, contrasts: tuple[str, ...], device: str = "auto") -> Predictor:
     """A predictor over a slice set's ``contrasts`` that feeds the model its own input channels.
 
-    The synthesis settings None follow the checkpoint's (see :class:`~mrsynth.inference.Synthesizer`).
+    It synthesises with the checkpoint's synthesis settings (flips, smoothing, calibration).
     """
-    synthesizer = Synthesizer(checkpoint, device=device, flip_average=flip_average, calibrate=calibrate,
-                              flip_ap=flip_ap, slice_smoothing=slice_smoothing)
+    synthesizer = Synthesizer(checkpoint, device=device)
     cols = _columns(contrasts, checkpoint.model_config.inputs)
 
     def predict(stack: np.ndarray, present: np.ndarray) -> np.ndarray:
