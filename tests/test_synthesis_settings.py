@@ -79,6 +79,9 @@ def test_the_model_config_carries_them_and_a_resume_may_change_them(trained, tmp
                        slice_smoothing=1.5, **TINY)
     assert checkpoint.model_config.with_synthesis_of(used) == used  # synthesis-only settings
     assert ModelConfig.from_dict(used.to_dict()) == used
+    assert used.describe_synthesis() == ("flip averaging: front-back; smoothing across slices: Gaussian, sigma 1.5 slices; "
+                                         "mean calibration: off")
+    assert "flip averaging: off; smoothing across slices: off" in checkpoint.model_config.describe_synthesis()
     old = {k: v for k, v in used.to_dict().items() if k not in ("test_time_flip_ap", "slice_smoothing")}
     assert ModelConfig.from_dict(old).slice_smoothing == 0.0  # checkpoints from before load with both off
     checkpoint.model_config = used

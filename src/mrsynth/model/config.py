@@ -63,6 +63,13 @@ class ModelConfig:
         """This architecture with ``other``'s synthesis-only settings (:data:`SYNTHESIS_SETTINGS`)."""
         return replace(self, **{name: getattr(other, name) for name in SYNTHESIS_SETTINGS})
 
+    def describe_synthesis(self) -> str:
+        """The synthesis-only settings in words (for ``mrsynth models``)."""
+        flips = [name for name, on in (("left-right", self.test_time_flip), ("front-back", self.test_time_flip_ap)) if on]
+        smoothing = f"Gaussian, sigma {self.slice_smoothing:g} slices" if self.slice_smoothing > 0 else "off"
+        return (f"flip averaging: {' and '.join(flips) or 'off'}; smoothing across slices: {smoothing}; "
+                f"mean calibration: {'on' if self.calibrate_mean else 'off'}")
+
     def differences(self, other: "ModelConfig") -> list[tuple[str, Any, Any]]:
         """``(field, this value, other's value)`` for every field in which the two differ."""
         return [(name, getattr(self, name), getattr(other, name)) for name in self.__dataclass_fields__
