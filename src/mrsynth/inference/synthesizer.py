@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,10 +35,8 @@ class SynthesisResult:
 
 
 def _flip(images: torch.Tensor, axes: tuple[int, ...]) -> torch.Tensor:
+    """``images`` flipped along ``axes`` (none: as they are); applied twice, the identity."""
     return images.flip(axes) if axes else images
-
-
-_unflip = _flip  # a flip is its own inverse
 
 
 class Synthesizer:
@@ -59,17 +57,15 @@ class Synthesizer:
         Mean calibration (:mod:`mrsynth.inference.calibration`) needs inputs scaled like the target (by
         the brain mean); a model whose inputs were scaled otherwise refuses it.
         """
-        config = checkpoint.model_config
+        given = {"test_time_flip": flip_average, "test_time_flip_ap": flip_ap, "slice_smoothing": slice_smoothing,
+                 "calibrate_mean": calibrate}
+        config = replace(checkpoint.model_config, **{k: v for k, v in given.items() if v is not None})  # validates them
         self.checkpoint = checkpoint
         self.device = resolve_device(device)
         self.models = checkpoint.build_models(self.device)  # one, or an ensemble averaged at synthesis
         self.batch_size = batch_size or self.default_batch_size(self.device)
-        self.flip_average = config.test_time_flip if flip_average is None else flip_average
-        self.flip_ap = config.test_time_flip_ap if flip_ap is None else flip_ap
-        self.slice_smoothing = config.slice_smoothing if slice_smoothing is None else float(slice_smoothing)
-        if not self.slice_smoothing >= 0:
-            raise ValueError(f"slice smoothing must be >= 0 (a Gaussian sigma in slices), got {self.slice_smoothing}")
-        self.calibrate = config.calibrate_mean if calibrate is None else calibrate
+        self.flip_average, self.flip_ap = config.test_time_flip, config.test_time_flip_ap
+        self.slice_smoothing, self.calibrate = float(config.slice_smoothing), config.calibrate_mean
         if self.calibrate and not self.preprocess.inputs_scaled_like_target("mean"):
             raise CheckpointError(f"mean calibration needs every volume scaled by its brain mean; this model's "
                                   f"preprocessing is: {self.preprocess.describe_normalisation()}")
@@ -141,7 +137,7 @@ class Synthesizer:
         for start in range(0, images.shape[0], self.batch_size):
             chunk, mask = images[start : start + self.batch_size], present_t[start : start + self.batch_size]
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-                runs = [_unflip(model(_flip(chunk, axes), mask, decode_individual=False).image.float(), axes)
+                runs = [_flip(model(_flip(chunk, axes), mask, decode_individual=False).image.float(), axes)
                         for axes in self.flips for model in self.models]
             outputs.append(torch.stack(runs).mean(dim=0)[:, 0])
         result = torch.cat(outputs).cpu().numpy()

@@ -53,7 +53,7 @@ class ModelConfig:
         if self.context_slices < 0:
             raise ValueError("context_slices must be >= 0")
         if not self.slice_smoothing >= 0:
-            raise ValueError(f"slice_smoothing must be >= 0 (a Gaussian sigma in slices), got {self.slice_smoothing}")
+            raise ValueError(f"slice smoothing (slice_smoothing) must be >= 0, a Gaussian sigma in slices; got {self.slice_smoothing}")
 
     @property
     def channels_per_input(self) -> int:
