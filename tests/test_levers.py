@@ -47,6 +47,24 @@ def test_augmentation_moves_inputs_and_target_together(context: bool) -> None:
     assert torch.count_nonzero(out.images[0, 1]) == 0  # an absent contrast stays empty
 
 
+@pytest.mark.parametrize("context", [False, True])
+def test_elastic_augmentation_warps_inputs_and_target_alike_and_keeps_the_other_draws(context: bool) -> None:
+    only_elastic = AugmentConfig(enabled=True, probability=0.0, flip=0.0, elastic=1.0, elastic_spacing=4, elastic_magnitude=2.0)
+    batch = _batch(context)
+    out = SliceAugmenter(only_elastic, seed=1)(batch)
+    first = out.images[:, 0, 1] if context else out.images[:, 0]
+    torch.testing.assert_close(first, out.target[:, 0])  # one deformation for input and target
+    moved = (out.target - batch.target).abs().mean(dim=(1, 2, 3))
+    assert (moved > 0.01).all()  # every sample deformed (probability 1)
+    torch.testing.assert_close(out.target.mean(), batch.target.mean(), rtol=0.1, atol=0)  # warped, not emptied
+    assert torch.count_nonzero(out.images[0, 1]) == 0  # an absent contrast stays empty
+    # its random stream is its own: the other transforms draw as without it
+    without = AugmentConfig(enabled=True, probability=1.0, flip=0.5, flip_ap=0.5)
+    with_never = replace(without, elastic=1e-9)
+    torch.testing.assert_close(SliceAugmenter(without, seed=5)(batch).images,
+                               SliceAugmenter(with_never, seed=5)(batch).images, rtol=0, atol=0)
+
+
 def test_intensity_augmentation_changes_inputs_only_and_is_seeded() -> None:
     config = AugmentConfig(enabled=True, probability=1.0, flip=0.0, rotate_degrees=0.0, scale=0.0)
     batch = _batch()
@@ -63,6 +81,10 @@ def test_augment_config_rejects_bad_ranges() -> None:
         AugmentConfig(gamma=(1.2, 0.8))
     with pytest.raises(ValueError, match="probabilities"):
         AugmentConfig(probability=2.0)
+    with pytest.raises(ValueError, match="probabilities"):
+        AugmentConfig(elastic=-0.1)
+    with pytest.raises(ValueError, match="spacing"):
+        AugmentConfig(elastic_spacing=0)
 
 
 def test_cosine_schedule_decays_to_zero() -> None:

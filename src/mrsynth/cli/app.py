@@ -55,6 +55,7 @@ PresetOpt = Annotated[str, typer.Option("--preset", help="Model recipe: default 
 ContextOpt = Annotated[Optional[int], typer.Option("--context-slices", help="Neighbouring slices on each side as extra input channels (2.5D) [default: the preset's].")]
 AugmentOpt = Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="Random flips, rotations, scalings, intensity scale, gamma and bias field in training (MONAI) [default: the preset's].")]
 FlipApAugmentOpt = Annotated[Optional[float], typer.Option("--augment-flip-ap", min=0.0, max=1.0, help="Probability of a front-back flip among the training augmentations (with --augment) [default: the preset's].")]
+ElasticAugmentOpt = Annotated[Optional[float], typer.Option("--augment-elastic", min=0.0, max=1.0, help="Probability of an elastic deformation among the training augmentations (with --augment; MONAI Rand2DElastic) [default: the preset's].")]
 ScheduleOpt = Annotated[Optional[str], typer.Option("--schedule", help="Learning rate over epochs: constant or cosine [default: the preset's].")]
 WarmupOpt = Annotated[Optional[int], typer.Option("--warmup-epochs", help="Epochs over which the learning rate ramps up from ~0 [default: the preset's].")]
 MseWeightOpt = Annotated[Optional[float], typer.Option("--mse-weight", min=0.0, help="Weight of an extra MSE term on the fused output [default: the preset's; paper: 0].")]
@@ -72,7 +73,7 @@ InputNormOpt = Annotated[Optional[str], typer.Option("--input-normalisation", he
 
 LEVER_OPTIONS = {"preset": (PresetOpt, "default"), "val_fraction": (ValFractionOpt, None),
                  "input_dropout": (InputDropoutOpt, None), "augment": (AugmentOpt, None),
-                 "augment_flip_ap": (FlipApAugmentOpt, None), "schedule": (ScheduleOpt, None),
+                 "augment_flip_ap": (FlipApAugmentOpt, None), "augment_elastic": (ElasticAugmentOpt, None), "schedule": (ScheduleOpt, None),
                  "warmup_epochs": (WarmupOpt, None), "mse_weight": (MseWeightOpt, None),
                  "variance_weight": (VarianceWeightOpt, None),
                  "test_time_flip": (FlipOpt, None), "test_time_flip_ap": (FlipApOpt, None),
@@ -99,7 +100,7 @@ def with_levers(command: Callable[..., Any]) -> Callable[..., Any]:
         given = {name: kwargs.pop(name) for name in LEVER_OPTIONS}
         levers = Levers(context_slices=given["context_slices"], test_time_flip=given["test_time_flip"],
                         test_time_flip_ap=given["test_time_flip_ap"], slice_smoothing=given["slice_smoothing"],
-                        augment=given["augment"], augment_flip_ap=given["augment_flip_ap"], schedule=given["schedule"], warmup_epochs=given["warmup_epochs"],
+                        augment=given["augment"], augment_flip_ap=given["augment_flip_ap"], augment_elastic=given["augment_elastic"], schedule=given["schedule"], warmup_epochs=given["warmup_epochs"],
                         fused_mse=given["mse_weight"], val_fraction=given["val_fraction"],
                         input_dropout=given["input_dropout"], input_normalisation=given["input_normalisation"],
                         latent_variance=given["variance_weight"], calibrate_mean=given["calibrate_mean"],

@@ -29,8 +29,10 @@ class AugmentConfig:
     factor ``1 + u``; ``gamma`` is the (low, high) range of a per-contrast gamma; ``bias_field``
     bounds the coefficients of a smooth multiplicative field (MONAI ``RandBiasField``).
     ``probability`` applies to each of the affine and intensity transforms separately. ``flip_ap``
-    is the probability of a front-back flip (0: none, as before it existed; its random stream is
-    separate, so the other draws do not change with it).
+    is the probability of a front-back flip and ``elastic`` that of an elastic deformation (MONAI
+    ``Rand2DElastic``: random offsets on a control grid ``elastic_spacing`` pixels apart, scaled by
+    up to ``elastic_magnitude``, smoothly interpolated); both are 0 (none) unless asked for, and
+    each has its own random stream, so the other draws do not change with them.
     """
 
     enabled: bool = False
@@ -42,13 +44,18 @@ class AugmentConfig:
     gamma: tuple[float, float] = (0.8, 1.25)
     bias_field: float = 0.2
     flip_ap: float = 0.0
+    elastic: float = 0.0
+    elastic_spacing: int = 12
+    elastic_magnitude: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gamma", tuple(float(g) for g in self.gamma))
-        if not (0.0 <= self.probability <= 1.0 and 0.0 <= self.flip <= 1.0 and 0.0 <= self.flip_ap <= 1.0):
+        if not all(0.0 <= p <= 1.0 for p in (self.probability, self.flip, self.flip_ap, self.elastic)):
             raise ValueError("augmentation probabilities must be in [0, 1]")
-        if min(self.rotate_degrees, self.scale, self.intensity_scale, self.bias_field) < 0:
+        if min(self.rotate_degrees, self.scale, self.intensity_scale, self.bias_field, self.elastic_magnitude) < 0:
             raise ValueError("augmentation ranges must be >= 0")
+        if self.elastic_spacing < 1:
+            raise ValueError(f"the elastic control grid's spacing must be at least 1 pixel, got {self.elastic_spacing}")
         if len(self.gamma) != 2 or not 0 < self.gamma[0] <= self.gamma[1]:
             raise ValueError(f"gamma must be a (low, high) range of positive numbers, got {self.gamma}")
 
@@ -71,7 +78,7 @@ class SliceAugmenter:
     """Applies an :class:`AugmentConfig` to training batches, reproducibly from ``seed``."""
 
     def __init__(self, config: AugmentConfig, seed: int = 0):
-        from monai.transforms import RandAdjustContrast, RandAffine, RandBiasField, RandFlip, RandScaleIntensity
+        from monai.transforms import Rand2DElastic, RandAdjustContrast, RandAffine, RandBiasField, RandFlip, RandScaleIntensity
 
         self.config = config
         p = config.probability
@@ -87,10 +94,17 @@ class SliceAugmenter:
         ]
         for i, transform in enumerate(self.geometry + self.intensity):
             transform.set_random_state(seed=(seed * 1009 + i) % 2**32)
-        if config.flip_ap > 0:  # seeded after the others, which keep their streams
-            front_back = RandFlip(prob=config.flip_ap, spatial_axis=1)
-            front_back.set_random_state(seed=(seed * 1009 + len(self.geometry) + len(self.intensity)) % 2**32)
-            self.geometry.append(front_back)
+        # optional transforms, seeded after the others, which keep their streams
+        optional = [(config.flip_ap, lambda: RandFlip(prob=config.flip_ap, spatial_axis=1)),
+                    (config.elastic, lambda: Rand2DElastic(spacing=config.elastic_spacing,
+                                                           magnitude_range=(0.0, config.elastic_magnitude),
+                                                           prob=config.elastic, mode="bilinear", padding_mode="zeros"))]
+        first = len(self.geometry) + len(self.intensity)
+        for i, (probability, build) in enumerate(optional):
+            if probability > 0:
+                transform = build()
+                transform.set_random_state(seed=(seed * 1009 + first + i) % 2**32)
+                self.geometry.append(transform)
 
     def __call__(self, batch: Batch) -> Batch:
         """A new batch with every real sample transformed (inputs and target share the geometry)."""

@@ -34,6 +34,7 @@ class Levers:
     slice_smoothing: float | None = None  # synthesis smooths across slices: Gaussian sigma in slices (0: off)
     augment: bool | None = None
     augment_flip_ap: float | None = None  # probability of a front-back flip in augmentation (with augment)
+    augment_elastic: float | None = None  # probability of an elastic deformation in augmentation (with augment)
     schedule: Schedule | None = None
     warmup_epochs: int | None = None
     fused_mse: float | None = None
@@ -77,7 +78,8 @@ class Preset:
                         cross_synthesis=bool(levers.cross_synthesis))
         train = replace(train, schedule=levers.schedule, warmup_epochs=levers.warmup_epochs, val_fraction=levers.val_fraction,
                         input_dropout=levers.input_dropout,
-                        augment=replace(train.augment, enabled=bool(levers.augment), flip_ap=levers.augment_flip_ap),
+                        augment=replace(train.augment, enabled=bool(levers.augment), flip_ap=levers.augment_flip_ap,
+                                        elastic=levers.augment_elastic),
                         loss_weights=replace(train.loss_weights, fused_mse=levers.fused_mse,
                                              latent_variance=levers.latent_variance,
                                              cross_synthesis=levers.cross_synthesis or 0.0))
@@ -106,11 +108,11 @@ class Preset:
 
 
 PAPER = Preset("paper", "Joyce et al. 2017 as published: 2D, MAE cost, constant learning rate, early stopping, no augmentation",
-               Levers(encoder_features=32, context_slices=0, test_time_flip=False, test_time_flip_ap=False, slice_smoothing=0.0, augment=False, augment_flip_ap=0.0, schedule="constant", warmup_epochs=0, fused_mse=0.0,
+               Levers(encoder_features=32, context_slices=0, test_time_flip=False, test_time_flip_ap=False, slice_smoothing=0.0, augment=False, augment_flip_ap=0.0, augment_elastic=0.0, schedule="constant", warmup_epochs=0, fused_mse=0.0,
                       val_fraction=0.2, input_dropout=0.0, init_from="none", input_normalisation="mean", latent_variance=1.0,
                       calibrate_mean=False, cross_synthesis=0.0))
 DEFAULT = Preset("default", "the paper's model with the levers that helped in our ablation (README, 'Beyond the paper')",
-                 Levers(encoder_features=16, context_slices=0, test_time_flip=True, test_time_flip_ap=True, slice_smoothing=1.5, augment=True, augment_flip_ap=0.0, schedule="cosine", warmup_epochs=0, fused_mse=1.0,
+                 Levers(encoder_features=16, context_slices=0, test_time_flip=True, test_time_flip_ap=True, slice_smoothing=1.5, augment=True, augment_flip_ap=0.0, augment_elastic=0.0, schedule="cosine", warmup_epochs=0, fused_mse=1.0,
                         val_fraction=0.0, input_dropout=0.0, init_from="simulator", input_normalisation="mean",
                         latent_variance=1.0, calibrate_mean=True, cross_synthesis=0.0))
 PRESETS: dict[str, Preset] = {preset.name: preset for preset in (DEFAULT, PAPER)}
