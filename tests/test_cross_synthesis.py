@@ -11,6 +11,7 @@ from mrsynth.training import TrainConfig, load_checkpoint, train_model
 from mrsynth.training.augmentation import AugmentConfig, SliceAugmenter
 from mrsynth.training.batches import Batch
 from mrsynth.training.presets import DEFAULT, PAPER, Levers
+from mrsynth.training.trainer import progress_terms
 from mrsynth.training.warm_start import warm_start
 
 from toy import toy_slices
@@ -86,6 +87,14 @@ def test_the_lever_builds_the_decoders_and_sets_the_weight() -> None:
     assert on_model.cross_synthesis and on_train.loss_weights.cross_synthesis == 0.5
     with pytest.raises(ValueError, match="cross-synthesis"):
         DEFAULT.apply(model, train, Levers(cross_synthesis=-1.0))
+
+
+def test_the_progress_bar_shows_the_weighted_optional_terms() -> None:
+    values = {"total": 1.0, "fused_mae": 0.5, "latent_variance": 0.25, "individual_mae": 0.125, "fused_mse": 0.0625,
+              "cross_mae": 0.03125}
+    assert list(progress_terms(values, LossWeights())) == ["loss", "mae", "mvv", "ind"]  # the paper's cost
+    shown = progress_terms(values, LossWeights(fused_mse=1.0, cross_synthesis=0.5))
+    assert shown["mse"] == "0.0625" and shown["cross"] == "0.0312" and shown["loss"] == "1.0000"
 
 
 def test_input_decoders_learn_from_the_inputs_before_intensity_augmentation() -> None:

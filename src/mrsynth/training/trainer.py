@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from mrsynth.data.preprocessing import PreprocessConfig
 from mrsynth.data.slices import SliceSet
 from mrsynth.errors import MrsynthError
-from mrsynth.model import PARTS, TERM_NAMES, LossTerms, ModelConfig, MultiInputSynthesisNet, synthesis_loss
+from mrsynth.model import PARTS, TERM_NAMES, LossTerms, LossWeights, ModelConfig, MultiInputSynthesisNet, synthesis_loss
 from mrsynth.model.network import ExecutionOptions
 from mrsynth.training.augmentation import SliceAugmenter
 from mrsynth.training.batches import Batch, context_rows, iterate_batches, prefetch, rank_share
@@ -46,6 +46,16 @@ log = logging.getLogger(__name__)
 
 BEST_NAME, LAST_NAME, HISTORY_NAME = "model.pt", "last.pt", "history.csv"
 TERMS = TERM_NAMES
+
+
+def progress_terms(values: dict[str, float], weights: LossWeights) -> dict[str, str]:
+    """The cost terms shown on the progress bar: the paper's three, and the optional ones that are weighted in."""
+    shown = {"loss": "total", "mae": "fused_mae", "mvv": "latent_variance", "ind": "individual_mae"}
+    if weights.fused_mse > 0:
+        shown["mse"] = "fused_mse"
+    if weights.cross_synthesis > 0:
+        shown["cross"] = "cross_mae"
+    return {label: f"{values[name]:.4f}" for label, name in shown.items()}
 
 
 @dataclass
@@ -309,8 +319,7 @@ def _train(slices: SliceSet, model_config: ModelConfig, config: TrainConfig, run
             for name in TERMS:
                 sums[name] += values[name] * batch.samples
             seen += batch.samples
-            bar.set_postfix({"loss": f"{values['total']:.4f}", "mae": f"{values['fused_mae']:.4f}",
-                             "mvv": f"{values['latent_variance']:.4f}", "ind": f"{values['individual_mae']:.4f}"})
+            bar.set_postfix(progress_terms(values, config.loss_weights))
         totals = all_reduce_sums({**sums, "seen": float(seen)}, context, device)
         row: dict[str, float] = {"epoch": epoch + 1}
         row.update({f"train_{k}": totals[k] / max(1.0, totals["seen"]) for k in TERMS})
