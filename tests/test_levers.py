@@ -244,6 +244,19 @@ def test_ensemble_checkpoint_averages_its_members(tmp_path) -> None:
                       + Synthesizer(b, device="cpu", flip_average=False).predict_stack(stack, present))
     got = Synthesizer(ensemble, device="cpu", flip_average=False).predict_stack(stack, present)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    # a model trained with cross-synthesis joins a plain one; its training-only input decoders are dropped
+    train_model(slices, replace(model_config, cross_synthesis=True),
+                TrainConfig(epochs=1, batch_size=8, device="cpu", progress=False, loss_weights=LossWeights(cross_synthesis=0.5)),
+                tmp_path / "cross")
+    cross = load_checkpoint(tmp_path / "cross" / "model.pt")[0]
+    assert any(key.startswith("input_decoders.") for key in cross.state_dict)
+    mixed, _ = load_checkpoint(save_checkpoint(combine_checkpoints([cross, a], ["cross", "a"]), tmp_path / "mixed.pt"))
+    assert not mixed.model_config.cross_synthesis
+    assert not any(key.startswith("input_decoders.") for state in [mixed.state_dict, *mixed.members] for key in state)
+    expected = 0.5 * (Synthesizer(cross, device="cpu", flip_average=False).predict_stack(stack, present)
+                      + Synthesizer(a, device="cpu", flip_average=False).predict_stack(stack, present))
+    got = Synthesizer(mixed, device="cpu", flip_average=False).predict_stack(stack, present)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
     other = load_checkpoint(tmp_path / "s1" / "model.pt")[0]
     other.preprocess = {"size": [8, 8]}
     with pytest.raises(CheckpointError, match="preprocessing differs"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -95,11 +95,14 @@ def combine_checkpoints(checkpoints: list[Checkpoint], names: list[str] | None =
     """One ensemble checkpoint from models of the same configuration and preprocessing.
 
     The first model's settings are kept; ``training_data["ensemble"]`` records every member's
-    epoch, metrics and training data. Raises ``CheckpointError`` naming the first that differs.
+    epoch, metrics and training data. Models trained with and without cross-synthesis mix: their
+    training-only input decoders are dropped. Raises ``CheckpointError`` naming the first that differs.
     """
     if not checkpoints:
         raise CheckpointError("an ensemble needs at least one model")
     names = names or [f"model {i + 1}" for i in range(len(checkpoints))]
+    if len({c.model_config.cross_synthesis for c in checkpoints}) > 1:  # some with input decoders, some without
+        checkpoints = [without_input_decoders(c) for c in checkpoints]
     first = checkpoints[0]
     for name, other in zip(names[1:], checkpoints[1:]):
         differing = other.model_config.with_synthesis_of(first.model_config).differences(first.model_config)  # flip, calibration: first's
@@ -115,6 +118,16 @@ def combine_checkpoints(checkpoints: list[Checkpoint], names: list[str] | None =
     return Checkpoint(model_config=first.model_config, state_dict=states[0], preprocess=first.preprocess,
                       train_config=first.train_config, epoch=first.epoch, metrics=first.metrics,
                       training_data={**first.training_data, "ensemble": record}, members=states[1:])
+
+
+def without_input_decoders(checkpoint: Checkpoint) -> Checkpoint:
+    """``checkpoint`` without its cross-synthesis input decoders, which only training uses."""
+    if not checkpoint.model_config.cross_synthesis:
+        return checkpoint
+    def strip(state: dict[str, Any]) -> dict[str, Any]:
+        return {key: value for key, value in state.items() if not key.startswith("input_decoders.")}
+    return replace(checkpoint, model_config=replace(checkpoint.model_config, cross_synthesis=False),
+                   state_dict=strip(checkpoint.state_dict), members=[strip(m) for m in checkpoint.members])
 
 
 def atomic_torch_save(payload: Any, path: Path) -> None:
