@@ -2,8 +2,9 @@
 
     python benchmarks/ablation.py --reference rf=RUN_DIR:rf LABEL=RUN_DIR[:METHOD] ... [--subset "t1 -> flair"]
 
-Each RUN_DIR is the ``--out`` folder of one ``mrsynth experiment`` run; its per-subject CSV
-(``single_input.csv`` or ``subsets.csv``) gives one MSE per subject and input subset; a quoted glob
+Each RUN_DIR is the ``--out`` folder of one ``mrsynth experiment`` run, or of ``mrsynth evaluate``
+on held-out subjects; its per-subject CSV (``single_input.csv``, ``subsets.csv``, ``metrics.csv``)
+gives one MSE per subject and input subset; a quoted glob
 (``'/tmp/rf_fold*:(C) rf'``) merges runs of separate folds (``--fold K``). For every
 row the script prints the mean +- s.d. over subjects, the ratio of its mean to the reference's
 mean (the issue's target is <= 0.75 against the forest), the mean of the per-subject ratios and
@@ -25,7 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-TABLES = ("single_input.csv", "subsets.csv", "misalignment.csv")
+TABLES = ("single_input.csv", "subsets.csv", "misalignment.csv", "metrics.csv")  # the last: mrsynth evaluate
 
 
 FOLD_ONLY_SETTINGS = {"out", "only_folds", "resume", "progress", "figures", "forest_jobs"}  # what runs of one split may differ in
@@ -101,7 +102,7 @@ def read_mse(spec: str, subset: str | None) -> tuple[dict[tuple[str, str], float
         return merged, method
     path = next((Path(folder) / name for name in TABLES if (Path(folder) / name).is_file()), None)
     if path is None:
-        raise SystemExit(f"{folder}: no per-subject results ({', '.join(TABLES)}); is it an experiment's --out folder?")
+        raise SystemExit(f"{folder}: no per-subject results ({', '.join(TABLES)}); is it the --out folder of an experiment or of mrsynth evaluate?")
     with path.open(newline="") as stream:
         rows = list(csv.DictReader(stream))
     methods = list(dict.fromkeys(r["method"] for r in rows))

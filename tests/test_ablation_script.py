@@ -18,9 +18,9 @@ def _ablation():
     return module
 
 
-def _run(folder: Path, rows: list[tuple[str, str, float]]) -> Path:
+def _run(folder: Path, rows: list[tuple[str, str, float]], table: str = "subsets.csv") -> Path:
     folder.mkdir(parents=True)
-    with (folder / "subsets.csv").open("w", newline="") as stream:
+    with (folder / table).open("w", newline="") as stream:
         writer = csv.writer(stream)
         writer.writerow(["subject", "method", "subset", "mse"])
         writer.writerows([subject, method, "t1", mse] for subject, method, mse in rows)
@@ -32,6 +32,7 @@ def test_fold_runs_merge_and_ratios_are_per_common_subject(tmp_path, capsys) -> 
     _run(tmp_path / "rf_fold2", [("c", "(C) rf", 0.30)])
     _run(tmp_path / "model", [("a", "(B) proposed", 0.05), ("b", "(B) proposed", 0.10), ("c", "(B) proposed", 0.60)])
     _run(tmp_path / "half", [("a", "(B) proposed", 0.05)])
+    _run(tmp_path / "evaluated", [("c", "proposed", 0.15)], table="metrics.csv")  # mrsynth evaluate's table
     ablation = _ablation()
     assert ablation.main(["--reference", f"rf={tmp_path}/rf_fold*:(C) rf", f"B={tmp_path}/model",
                           f"half={tmp_path}/half"]) == 0
@@ -41,6 +42,9 @@ def test_fold_runs_merge_and_ratios_are_per_common_subject(tmp_path, capsys) -> 
     model = next(line for line in lines if line.startswith("| B "))
     assert "| 1.25 |" in model and "2/3" in model  # 0.25 / 0.20; better on a and b
     assert "2 of the reference's subjects missing" in next(line for line in lines if line.startswith("| half "))
+    assert ablation.main(["--reference", f"rf={tmp_path}/rf_fold*:(C) rf", f"evaluated={tmp_path}/evaluated"]) == 0
+    evaluated = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| evaluated "))
+    assert "| 0.50 |" in evaluated  # 0.15 / 0.30 on subject c
     (tmp_path / "rf_fold1" / "settings.json").write_text('{"epochs": 15, "out": "rf_fold1", "only_folds": [1]}')
     (tmp_path / "rf_fold2" / "settings.json").write_text('{"epochs": 30, "out": "rf_fold2", "only_folds": [2]}')
     with pytest.raises(SystemExit, match="differ in epochs"):
@@ -60,6 +64,7 @@ def test_fold_runs_merge_and_ratios_are_per_common_subject(tmp_path, capsys) -> 
 def test_wide_table_has_a_line_per_run_and_common_restricts_the_reference(tmp_path, capsys) -> None:
     _run(tmp_path / "rf", [("a", "(C) rf", 0.10), ("b", "(C) rf", 0.30)])
     _run(tmp_path / "half", [("a", "(B) proposed", 0.05)])
+    _run(tmp_path / "evaluated", [("c", "proposed", 0.15)], table="metrics.csv")  # mrsynth evaluate's table
     ablation = _ablation()
     assert ablation.main(["--wide", "--reference", f"rf={tmp_path}/rf:(C) rf", f"half={tmp_path}/half"]) == 0
     lines = capsys.readouterr().out.splitlines()
