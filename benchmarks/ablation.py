@@ -83,12 +83,13 @@ def _check_same_settings(folders: list[str]) -> None:
 def read_mse(spec: str, subset: str | None) -> tuple[dict[tuple[str, str], float], str]:
     """``RUN_DIR[:METHOD]`` -> {(subject, subset): mse} of that method (default: the first model method).
 
-    RUN_DIR may be a glob (``/tmp/runs/rf_fold*``): runs of different folds of one split
+    RUN_DIR may be a glob (``/tmp/runs/rf_fold*``), or several joined by commas
+    (``a/fold[13],b/fold[24]``): runs of different folds of one split
     (``mrsynth experiment ... --fold K``) are merged; a subject in two of them must agree.
     """
     folder, _, method = spec.rpartition(":") if ":" in spec else (spec, "", "")
-    if glob.has_magic(folder):
-        folders = sorted(f for f in glob.glob(folder) if Path(f).is_dir())
+    if glob.has_magic(folder) or "," in folder:  # a glob, or several joined by commas
+        folders = sorted({f for pattern in folder.split(",") for f in glob.glob(pattern) if Path(f).is_dir()})
         if not folders:
             raise SystemExit(f"{folder}: no run folder matches")
         _check_same_settings(folders)

@@ -45,6 +45,9 @@ def test_fold_runs_merge_and_ratios_are_per_common_subject(tmp_path, capsys) -> 
     assert ablation.main(["--reference", f"rf={tmp_path}/rf_fold*:(C) rf", f"evaluated={tmp_path}/evaluated"]) == 0
     evaluated = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| evaluated "))
     assert "| 0.50 |" in evaluated  # 0.15 / 0.30 on subject c
+    assert ablation.main(["--reference", f"rf={tmp_path}/rf_fold1,{tmp_path}/rf_fold2:(C) rf", f"B={tmp_path}/model"]) == 0
+    model = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| B "))
+    assert "| 1.25 |" in model  # the comma-joined folders merged as the glob merged them
     (tmp_path / "rf_fold1" / "settings.json").write_text('{"epochs": 15, "out": "rf_fold1", "only_folds": [1]}')
     (tmp_path / "rf_fold2" / "settings.json").write_text('{"epochs": 30, "out": "rf_fold2", "only_folds": [2]}')
     with pytest.raises(SystemExit, match="differ in epochs"):

@@ -93,13 +93,13 @@ def test_presets_and_lever_overrides() -> None:
     model, train = ModelConfig(inputs=("t1", "t2"), target="flair"), TrainConfig()
     default_model, default_train = DEFAULT.apply(model, train)
     assert default_model.test_time_flip_ap is True and default_model.slice_smoothing == 1.5
-    assert default_train.augment.flip_ap == 0.0
+    assert default_train.augment.flip_ap == 0.5  # front-back flips in training: default since stop 21
     paper_model, paper_train = PAPER.apply(model, train)
     assert paper_model.test_time_flip_ap is False and paper_model.slice_smoothing == 0.0
     assert paper_train.augment.flip_ap == 0.0
-    given = DEFAULT.apply(model, train, Levers(test_time_flip_ap=False, slice_smoothing=0.0, augment_flip_ap=0.5,
+    given = DEFAULT.apply(model, train, Levers(test_time_flip_ap=False, slice_smoothing=0.0, augment_flip_ap=0.25,
                                                augment_elastic=0.3))
-    assert given[0].test_time_flip_ap is False and given[0].slice_smoothing == 0.0 and given[1].augment.flip_ap == 0.5
+    assert given[0].test_time_flip_ap is False and given[0].slice_smoothing == 0.0 and given[1].augment.flip_ap == 0.25
     assert default_train.augment.elastic == paper_train.augment.elastic == 0.0 and given[1].augment.elastic == 0.3
 
 

@@ -1,12 +1,12 @@
 """Training-time augmentation of slice batches with MONAI's random transforms.
 
-Geometry (left-right flip, small rotation and scaling, optionally a front-back flip) is drawn
-once per sample and applied to its inputs and target together, so they stay aligned. Intensity
-(scale, gamma, smooth bias field) is drawn per input contrast and applied to that contrast's
-channels only (all of its 2.5D neighbours alike); the target's intensities are never changed, so
-the model learns to undo intensity differences between scanners instead of copying them. The
-inputs after the geometry alone are kept in the batch (``Batch.clean_images``): a
-cross-synthesis model's input decoders are trained to synthesise those.
+Geometry (left-right flip, small rotation and scaling, optionally a front-back flip and an elastic
+deformation) is drawn once per sample and applied to its inputs and target together, so they stay
+aligned. Intensity (scale, gamma, smooth bias field) is drawn per input contrast and applied to
+that contrast's channels only (all of its 2.5D neighbours alike); the target's intensities are
+never changed, so the model learns to undo intensity differences between scanners instead of
+copying them. The inputs after the geometry alone are kept in the batch (``Batch.clean_images``):
+a cross-synthesis model's input decoders are trained to synthesise those.
 """
 
 from __future__ import annotations
