@@ -67,7 +67,6 @@ def test_fold_runs_merge_and_ratios_are_per_common_subject(tmp_path, capsys) -> 
 def test_wide_table_has_a_line_per_run_and_common_restricts_the_reference(tmp_path, capsys) -> None:
     _run(tmp_path / "rf", [("a", "(C) rf", 0.10), ("b", "(C) rf", 0.30)])
     _run(tmp_path / "half", [("a", "(B) proposed", 0.05)])
-    _run(tmp_path / "evaluated", [("c", "proposed", 0.15)], table="metrics.csv")  # mrsynth evaluate's table
     ablation = _ablation()
     assert ablation.main(["--wide", "--reference", f"rf={tmp_path}/rf:(C) rf", f"half={tmp_path}/half"]) == 0
     lines = capsys.readouterr().out.splitlines()
