@@ -47,6 +47,8 @@ def test_models_listing_gives_each_subsets_error_beside_the_forests() -> None:
     assert "mean calibration" in card["crossval_note"]
     config = load_checkpoint(resolve_model_path("pretrained:flair"))[0].model_config
     assert config.calibrate_mean and config.test_time_flip and config.test_time_flip_ap and config.slice_smoothing == 1.5
+    train = load_checkpoint(resolve_model_path("pretrained:flair"))[0].train_config
+    assert train.augment.enabled and train.augment.flip_ap == 0.5  # trained as the card's cross-validated runs were
     listing = describe_shipped_models()
     for subset, value in card["crossval_mse"].items():
         assert f"cross-validated MSE {subset}: {value}  (random forest, same folds: {card['crossval_forest_mse'][subset]})" in listing
