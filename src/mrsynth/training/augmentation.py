@@ -95,14 +95,12 @@ class SliceAugmenter:
         for i, transform in enumerate(self.geometry + self.intensity):
             transform.set_random_state(seed=(seed * 1009 + i) % 2**32)
         # optional transforms, seeded after the others, which keep their streams
-        optional = [(config.flip_ap, lambda: RandFlip(prob=config.flip_ap, spatial_axis=1)),
-                    (config.elastic, lambda: Rand2DElastic(spacing=config.elastic_spacing,
-                                                           magnitude_range=(0.0, config.elastic_magnitude),
-                                                           prob=config.elastic, mode="bilinear", padding_mode="zeros"))]
+        optional = [RandFlip(prob=config.flip_ap, spatial_axis=1) if config.flip_ap > 0 else None,
+                    Rand2DElastic(spacing=config.elastic_spacing, magnitude_range=(0.0, config.elastic_magnitude),
+                                  prob=config.elastic, mode="bilinear", padding_mode="zeros") if config.elastic > 0 else None]
         first = len(self.geometry) + len(self.intensity)
-        for i, (probability, build) in enumerate(optional):
-            if probability > 0:
-                transform = build()
+        for i, transform in enumerate(optional):
+            if transform is not None:
                 transform.set_random_state(seed=(seed * 1009 + first + i) % 2**32)
                 self.geometry.append(transform)
 
