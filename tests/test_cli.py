@@ -111,7 +111,7 @@ def test_train_preset_levers_and_warm_start(trained, capsys) -> None:
                           "--schedule", "cosine", "--mse-weight", "0.5", "--init-from", str(root / "run"),
                           "--loss-weights", "1,0.5,1", "--variance-weight", "0.2", "--decoder-layers", "3",
                           "--cross-synthesis", "0.5", "--test-time-flip-ap", "--slice-smoothing", "0.7",
-                          "--augment-flip-ap", "0.25", "--augment-elastic", "0.5"])
+                          "--augment-flip-ap", "0.25", "--augment-elastic", "0.5", "--individual-mse-weight", "0.75"])
     assert code == 0
     checkpoint, _ = load_checkpoint(root / "paper" / "model.pt")
     train, model = checkpoint.train_config, checkpoint.model_config
@@ -121,7 +121,7 @@ def test_train_preset_levers_and_warm_start(trained, capsys) -> None:
     assert model.decoder_layers == 3  # started from the 2-layer run's decoder
     assert model.cross_synthesis and train.loss_weights.cross_synthesis == 0.5
     assert model.test_time_flip_ap and model.slice_smoothing == 0.7 and train.augment.flip_ap == 0.25
-    assert train.augment.elastic == 0.5
+    assert train.augment.elastic == 0.5 and train.loss_weights.individual_mse == 0.75
     assert checkpoint.training_data["init_from"] == str(root / "run") and checkpoint.training_data["init_contrasts"] == ["t2", "t1"]
     assert main(common + ["--out", str(root / "default"), "--features", "4"]) == 0
     default = load_checkpoint(root / "default" / "model.pt")[0].model_config

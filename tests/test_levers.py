@@ -113,6 +113,29 @@ def test_fused_mse_term_enters_the_total(tmp_path) -> None:
         LossWeights(fused_mse=-1.0)
 
 
+def test_individual_mse_term_sums_each_latent_decoded_alone() -> None:
+    from mrsynth.model import MultiInputSynthesisNet, synthesis_loss
+
+    torch.manual_seed(0)
+    net = MultiInputSynthesisNet(ModelConfig(inputs=("t1", "t2"), target="flair", **TINY))
+    images, target = torch.rand(3, 2, 16, 16), torch.rand(3, 1, 16, 16)
+    present = torch.tensor([[True, True], [True, False], [False, True]])
+    with torch.no_grad():
+        output = net(images, present)
+    plain = synthesis_loss(output, target)
+    weighted = synthesis_loss(output, target, LossWeights(individual_mse=0.5))
+    # one term per (sample, present input) pair, summed and divided by the batch size, like the MAEs
+    pairs = [(0, 0), (0, 1), (1, 0), (2, 1)]
+    decoded = {(int(b), int(c)): image for b, c, image in zip(output.pair_batch, output.pair_contrast, output.individual_images)}
+    expected = sum(float(((decoded[pair] - target[pair[0]]) ** 2).mean()) for pair in pairs) / 3
+    assert sorted(decoded) == pairs
+    assert float(plain.individual_mse) == pytest.approx(expected, rel=1e-5)
+    assert float(weighted.total) == pytest.approx(float(plain.total) + 0.5 * expected, rel=1e-5)
+    assert PAPER.resolve().individual_mse == 0.0
+    with pytest.raises(ValueError):
+        LossWeights(individual_mse=-0.1)
+
+
 def test_presets_fill_what_the_user_did_not_give() -> None:
     model, train = ModelConfig(inputs=("t1",), target="flair"), TrainConfig()
     paper_model, paper_train = PAPER.apply(model, train)

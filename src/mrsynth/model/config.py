@@ -104,9 +104,11 @@ class LossWeights:
     individual_mae: float = 1.0
     fused_mse: float = 0.0
     cross_synthesis: float = 0.0
+    individual_mse: float = 0.0
 
     def __post_init__(self) -> None:
-        if min(self.fused_mae, self.latent_variance, self.individual_mae, self.fused_mse, self.cross_synthesis) < 0:
+        if min(self.fused_mae, self.latent_variance, self.individual_mae, self.fused_mse, self.cross_synthesis,
+               self.individual_mse) < 0:
             raise ValueError("loss weights must be >= 0")
 
     def to_dict(self) -> dict[str, float]:

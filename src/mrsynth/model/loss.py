@@ -1,6 +1,7 @@
 """The paper's cost: MAE of the fused output + mean voxel-wise latent variance + sum of individual MAEs.
 
-Two optional terms go beyond the paper: the fused output's MSE, and the MAE of a cross-synthesis
+Three optional terms go beyond the paper: the fused output's MSE, the MSE of each latent decoded
+on its own (summed like the individual MAEs), and the MAE of a cross-synthesis
 model's input decoders (every present input contrast synthesised from the fused latent and from
 each latent alone, in the manner of Chartsias et al., IEEE TMI 2018).
 """
@@ -25,12 +26,13 @@ class LossTerms:
     individual_mae: torch.Tensor
     fused_mse: torch.Tensor
     cross_mae: torch.Tensor
+    individual_mse: torch.Tensor
 
     def as_floats(self) -> dict[str, float]:
         return {name: float(getattr(self, name).detach()) for name in TERM_NAMES}
 
 
-TERM_NAMES = ("total", "fused_mae", "latent_variance", "individual_mae", "fused_mse", "cross_mae")
+TERM_NAMES = ("total", "fused_mae", "latent_variance", "individual_mae", "fused_mse", "cross_mae", "individual_mse")
 
 
 def mean_voxelwise_variance(latents: torch.Tensor, pair_batch: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -91,10 +93,11 @@ def synthesis_loss(output: SynthesisOutput, target: torch.Tensor, weights: LossW
     variance = mean_voxelwise_variance(output.aligned_latents, output.pair_batch, batch_size)
     if output.individual_images is None:
         raise ValueError("the cost needs the individually decoded latents: run the model with decode_individual=True")
-    per_pair = (output.individual_images.float() - target[output.pair_batch]).abs().flatten(1).mean(dim=1)
-    individual_mae = per_pair.sum() / batch_size
+    individual_error = (output.individual_images.float() - target[output.pair_batch]).flatten(1)
+    individual_mae = individual_error.abs().mean(dim=1).sum() / batch_size
+    individual_mse = individual_error.square().mean(dim=1).sum() / batch_size
     total = (weights.fused_mae * fused_mae + weights.latent_variance * variance + weights.individual_mae * individual_mae
-             + weights.fused_mse * fused_mse)
+             + weights.fused_mse * fused_mse + weights.individual_mse * individual_mse)
     cross = total.new_zeros(())
     if output.input_images is not None:  # added even at weight 0, so that every parameter takes part in the loss
         if inputs is None:
@@ -104,4 +107,4 @@ def synthesis_loss(output: SynthesisOutput, target: torch.Tensor, weights: LossW
     elif weights.cross_synthesis > 0:
         raise ValueError("a cross-synthesis weight needs a model with input decoders (ModelConfig(cross_synthesis=True))")
     return LossTerms(total=total, fused_mae=fused_mae, latent_variance=variance, individual_mae=individual_mae,
-                     fused_mse=fused_mse, cross_mae=cross)
+                     fused_mse=fused_mse, cross_mae=cross, individual_mse=individual_mse)

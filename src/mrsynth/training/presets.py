@@ -45,6 +45,7 @@ class Levers:
     latent_variance: float | None = None  # weight of the cost's latent-variance term (the paper's: 1)
     calibrate_mean: bool | None = None  # synthesis rescales the output to the inputs' brain mean (mean scaling only)
     cross_synthesis: float | None = None  # weight of input decoders' MAE (0: none; model.cross_synthesis)
+    individual_mse: float | None = None  # weight of an MSE term on each latent decoded alone (the paper's: 0)
 
     def over(self, base: "Levers") -> "Levers":
         """These levers where set, ``base``'s elsewhere."""
@@ -82,7 +83,8 @@ class Preset:
                                         elastic=levers.augment_elastic),
                         loss_weights=replace(train.loss_weights, fused_mse=levers.fused_mse,
                                              latent_variance=levers.latent_variance,
-                                             cross_synthesis=levers.cross_synthesis or 0.0))
+                                             cross_synthesis=levers.cross_synthesis or 0.0,
+                                             individual_mse=levers.individual_mse))
         return model, train
 
     def calibrates(self, overrides: Levers | None = None) -> bool:
@@ -110,11 +112,11 @@ class Preset:
 PAPER = Preset("paper", "Joyce et al. 2017 as published: 2D, MAE cost, constant learning rate, early stopping, no augmentation",
                Levers(encoder_features=32, context_slices=0, test_time_flip=False, test_time_flip_ap=False, slice_smoothing=0.0, augment=False, augment_flip_ap=0.0, augment_elastic=0.0, schedule="constant", warmup_epochs=0, fused_mse=0.0,
                       val_fraction=0.2, input_dropout=0.0, init_from="none", input_normalisation="mean", latent_variance=1.0,
-                      calibrate_mean=False, cross_synthesis=0.0))
+                      calibrate_mean=False, cross_synthesis=0.0, individual_mse=0.0))
 DEFAULT = Preset("default", "the paper's model with the levers that helped in our ablation (README, 'Beyond the paper')",
                  Levers(encoder_features=16, context_slices=0, test_time_flip=True, test_time_flip_ap=True, slice_smoothing=1.5, augment=True, augment_flip_ap=0.5, augment_elastic=0.0, schedule="cosine", warmup_epochs=0, fused_mse=1.0,
                         val_fraction=0.0, input_dropout=0.0, init_from="simulator", input_normalisation="mean",
-                        latent_variance=1.0, calibrate_mean=True, cross_synthesis=0.0))
+                        latent_variance=1.0, calibrate_mean=True, cross_synthesis=0.0, individual_mse=0.0))
 PRESETS: dict[str, Preset] = {preset.name: preset for preset in (DEFAULT, PAPER)}
 
 

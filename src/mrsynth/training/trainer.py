@@ -53,6 +53,8 @@ def progress_terms(values: dict[str, float], weights: LossWeights) -> dict[str, 
     shown = {"loss": "total", "mae": "fused_mae", "mvv": "latent_variance", "ind": "individual_mae"}
     if weights.fused_mse > 0:
         shown["mse"] = "fused_mse"
+    if weights.individual_mse > 0:
+        shown["ind_mse"] = "individual_mse"
     if weights.cross_synthesis > 0:
         shown["cross"] = "cross_mae"
     return {label: f"{values[name]:.4f}" for label, name in shown.items()}
