@@ -7,6 +7,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 
 from mrsynth.cli import main
 from mrsynth.training import load_checkpoint
@@ -162,3 +163,29 @@ def test_bare_command_prints_its_help_on_stdout(capsys) -> None:
     assert main([]) == 2
     captured = capsys.readouterr()
     assert "Usage" in captured.out and "experiment" in captured.out and captured.err == ""
+
+
+def test_train_an_ensemble_of_seeds_and_keep_what_exists(trained, capsys) -> None:
+    root, manifest = trained
+    args = ["train", "--data", str(manifest), "--inputs", "t1,t2", "--target", "flair", "--epochs", "1", "--size", "16x16",
+            "--features", "4", "--latent-channels", "4", "--batch-size", "4", "--device", "cpu", "--no-progress",
+            "--cache-dir", str(root / "cache"), "--preset", "paper", "--ensemble", "2"]
+    assert main(args + ["--out", str(root / "ens")]) == 0
+    assert "ensemble of 2 models written to" in capsys.readouterr().out
+    members = [load_checkpoint(root / "ens" / f"member{k}" / "model.pt")[0] for k in (1, 2)]
+    assert [m.train_config.seed for m in members] == [0, 1]
+    ensemble, _ = load_checkpoint(root / "ens" / "model.pt")
+    assert len(ensemble.members) == 1 and len(ensemble.training_data["ensemble"]) == 2
+    for key, value in members[1].state_dict.items():  # the second member is kept as it was trained
+        assert torch.equal(ensemble.members[0][key], value)
+    assert any(not torch.equal(value, members[0].state_dict[key]) for key, value in members[1].state_dict.items())
+    kept = (root / "ens" / "model.pt").read_bytes()
+    assert main(args + ["--out", str(root / "ens")]) == 2  # a trained ensemble is not overwritten
+    assert "already holds a trained model" in capsys.readouterr().err
+    assert (root / "ens" / "model.pt").read_bytes() == kept
+    single = (root / "run" / "model.pt").read_bytes()
+    assert main(args + ["--out", str(root / "run"), "--resume"]) == 2  # nor is a single model's run
+    assert "single model's run" in capsys.readouterr().err
+    assert (root / "run" / "model.pt").read_bytes() == single and not (root / "run" / "member1").exists()
+    assert main(args + ["--out", str(root / "ens"), "--resume"]) == 0  # finished members are reused as they are
+    assert load_checkpoint(root / "ens" / "member2" / "model.pt")[0].epoch == members[1].epoch

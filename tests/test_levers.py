@@ -335,3 +335,10 @@ def test_the_default_preset_starts_from_the_shipped_simulator_model_where_it_fit
         load_warm_start("pretrained:sim-flair", fits, preprocess=percentile)
     assert resolve_init("simulator", ModelConfig(inputs=("t1",), target="t2", encoder_features=16)) is None
     assert resolve_init("none", fits) is None and resolve_init("runs/x", fits) == "runs/x"
+
+
+def test_ensemble_size_is_the_presets_unless_given() -> None:
+    assert DEFAULT.ensemble_size() == 1 and PAPER.ensemble_size() == 1
+    assert DEFAULT.ensemble_size(Levers(ensemble=3)) == 3
+    with pytest.raises(ValueError, match="at least 1 model"):
+        PAPER.ensemble_size(Levers(ensemble=0))

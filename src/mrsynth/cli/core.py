@@ -41,6 +41,7 @@ def train(
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
     patience: int = typer.Option(8, help="Early stopping: epochs without validation improvement."),
     seed: int = typer.Option(0, help="Random seed (weights, split, batches)."),
+    ensemble: Optional[int] = typer.Option(None, "--ensemble", min=1, help="Train this many models, with seeds seed, seed+1, ..., in OUT/member1, ...; OUT/model.pt averages them (N times the training and synthesis time) [default: the preset's, 1]."),
     preset: str = "default",
     levers: object = None,  # filled by with_levers
     loss_weights: str = typer.Option("1,1,1", "--loss-weights", help="Weights of MAE(fused), latent variance, sum of individual MAEs."),
@@ -77,10 +78,11 @@ def train(
                                    device=device, amp=amp, loss_weights=_loss_weights(loss_weights), progress=progress,
                                    ddp=ddp, compile=compile, channels_last=channels_last,
                                    batched_encoders=batched_encoders, prefetch=prefetch, cudnn_benchmark=cudnn_benchmark)
-        levers = replace(levers, encoder_features=features)
+        levers = replace(levers, encoder_features=features, ensemble=ensemble)
         if levers.latent_variance is None:  # --loss-weights' variance weight, unless --variance-weight is given
             levers = replace(levers, latent_variance=train_config.loss_weights.latent_variance)
         model_config, train_config = get_preset(preset).apply(model_config, train_config, levers)
+        models = get_preset(preset).ensemble_size(levers)
     except ValueError as error:
         raise MrsynthError(str(error)) from None
     if init_from is None:
@@ -90,8 +92,14 @@ def train(
     except ValueError as error:
         raise MrsynthError(str(error)) from None
     result = train_on_dataset(data, model_config, train_config, out, preprocess, layout=layout,
-                              cache_dir=cache_dir or default_cache_dir(), resume=resume, init_from=init_from)
-    typer.echo(f"best epoch {result.best_epoch}: {result.best_value:.4f}; model written to {result.best_checkpoint}")
+                              cache_dir=cache_dir or default_cache_dir(), resume=resume, init_from=init_from,
+                              ensemble=models)
+    for member in result.members:
+        typer.echo(f"{member.run_dir.name}: best epoch {member.best_epoch}: {member.best_value:.4f}")
+    if result.members:
+        typer.echo(f"ensemble of {len(result.members)} models written to {result.best_checkpoint}")
+    else:
+        typer.echo(f"best epoch {result.best_epoch}: {result.best_value:.4f}; model written to {result.best_checkpoint}")
 
 
 @app.command()

@@ -131,7 +131,7 @@ def experiment(
     blend_forest: Optional[list[float]] = typer.Option(None, "--blend-forest", help="Also test the model's and the forest's predictions averaged voxel by voxel, with this weight on the forest, strictly between 0 and 1 (repeatable); fits the forest [single-input, subsets]."),
     per_subset: Optional[bool] = typer.Option(None, "--per-subset/--no-per-subset", help="subsets: also train (A), one model per input subset [default: yes]."),
     full_model: Optional[bool] = typer.Option(None, "--full-model/--no-full-model", help="subsets: train (B), the one model for all inputs; --no-full-model fits only (A) and/or the baselines [default: yes]."),
-    ensemble: Optional[int] = typer.Option(None, "--ensemble", help="Models per method, trained with seeds seed, seed+1, ... and averaged [default: 1]."),
+    ensemble: Optional[int] = typer.Option(None, "--ensemble", min=1, help="Models per method, trained with seeds seed, seed+1, ... and averaged [default: the preset's, 1]."),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write the Fig. 4 / Fig. 2 style PNGs."),
     resume: bool = typer.Option(False, "--resume", help="Continue interrupted model runs instead of retraining."),
     layout: LayoutOpt = None,

@@ -95,7 +95,7 @@ class ExperimentConfig:
     finetune_epochs: int | None = None
     misaligned: str | None = None
     init_from: Path | None = None
-    ensemble: int = 1
+    ensemble: int | None = None  # models per method (seeds seed, seed + 1, ...); None: the preset's
     test_requires: tuple[str, ...] = ()
     train_also: tuple[Path, ...] = ()
     blend_forest: tuple[float, ...] = ()  # single-input, subsets: also test the model and forest averaged, each weight on the forest
@@ -116,7 +116,7 @@ class ExperimentConfig:
             raise ValueError("cross-validation needs at least 2 folds")
         if any(k < 1 for k in self.only_folds):
             raise ValueError("folds are numbered from 1")
-        if self.ensemble < 1:
+        if self.ensemble is not None and self.ensemble < 1:
             raise ValueError("ensemble must be at least 1 model")
         if self.trees < 1 or self.forest_samples < 1 or self.epochs < 1 or self.dedis_epochs < 1:
             raise ValueError("trees, samples, epochs must be at least 1")
@@ -167,14 +167,14 @@ class ExperimentConfig:
                             device=device, seed=self.seed)
         return RunSettings(model=model, train=train, preprocess=preprocess,
                            forest=forest, dedis=dedis, resume=self.resume, init_from=init,
-                           ensemble=self.ensemble)
+                           ensemble=get_preset(self.preset).ensemble_size(self.overrides))
 
     @property
     def overrides(self) -> Levers:
-        """The levers given explicitly, ``encoder_features`` included: they win over the preset's."""
-        if self.encoder_features is None:
-            return self.levers
-        return replace(self.levers, encoder_features=self.encoder_features)
+        """The levers given explicitly, ``encoder_features`` and ``ensemble`` included: they win over the preset's."""
+        given = {name: value for name, value in (("encoder_features", self.encoder_features), ("ensemble", self.ensemble))
+                 if value is not None}
+        return replace(self.levers, **given)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form (paths as strings), recorded in each experiment's folder."""

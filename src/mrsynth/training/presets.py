@@ -46,6 +46,7 @@ class Levers:
     calibrate_mean: bool | None = None  # synthesis rescales the output to the inputs' brain mean (mean scaling only)
     cross_synthesis: float | None = None  # weight of input decoders' MAE (0: none; model.cross_synthesis)
     individual_mse: float | None = None  # weight of an MSE term on each latent decoded alone (the paper's: 0)
+    ensemble: int | None = None  # models trained with seeds seed, seed + 1, ... and averaged at synthesis (the paper's: 1)
 
     def over(self, base: "Levers") -> "Levers":
         """These levers where set, ``base``'s elsewhere."""
@@ -87,6 +88,13 @@ class Preset:
                                              individual_mse=levers.individual_mse))
         return model, train
 
+    def ensemble_size(self, overrides: Levers | None = None) -> int:
+        """How many models (seeds ``seed``, ``seed + 1``, ...) are trained and averaged; at least 1."""
+        size = self.resolve(overrides).ensemble
+        if size is None or size < 1:
+            raise ValueError(f"an ensemble needs at least 1 model, got {size}")
+        return size
+
     def calibrates(self, overrides: Levers | None = None) -> bool:
         """Whether synthesis calibrates the output's mean: the preset's choice, or the user's.
 
@@ -112,11 +120,11 @@ class Preset:
 PAPER = Preset("paper", "Joyce et al. 2017 as published: 2D, MAE cost, constant learning rate, early stopping, no augmentation",
                Levers(encoder_features=32, context_slices=0, test_time_flip=False, test_time_flip_ap=False, slice_smoothing=0.0, augment=False, augment_flip_ap=0.0, augment_elastic=0.0, schedule="constant", warmup_epochs=0, fused_mse=0.0,
                       val_fraction=0.2, input_dropout=0.0, init_from="none", input_normalisation="mean", latent_variance=1.0,
-                      calibrate_mean=False, cross_synthesis=0.0, individual_mse=0.0))
+                      calibrate_mean=False, cross_synthesis=0.0, individual_mse=0.0, ensemble=1))
 DEFAULT = Preset("default", "the paper's model with the levers that helped in our ablation (README, 'Beyond the paper')",
                  Levers(encoder_features=16, context_slices=0, test_time_flip=True, test_time_flip_ap=True, slice_smoothing=1.5, augment=True, augment_flip_ap=0.5, augment_elastic=0.0, schedule="cosine", warmup_epochs=0, fused_mse=1.0,
                         val_fraction=0.0, input_dropout=0.0, init_from="simulator", input_normalisation="mean",
-                        latent_variance=1.0, calibrate_mean=True, cross_synthesis=0.0, individual_mse=0.0))
+                        latent_variance=1.0, calibrate_mean=True, cross_synthesis=0.0, individual_mse=0.0, ensemble=1))
 PRESETS: dict[str, Preset] = {preset.name: preset for preset in (DEFAULT, PAPER)}
 
 

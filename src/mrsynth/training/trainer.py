@@ -71,6 +71,7 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     train_subjects: list[str] = field(default_factory=list)
     val_subjects: list[str] = field(default_factory=list)
+    members: list["TrainResult"] = field(default_factory=list)  # an ensemble's runs; best_checkpoint averages them
 
 
 def resolve_device(name: str) -> torch.device:
