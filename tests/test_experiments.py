@@ -413,3 +413,17 @@ def test_resuming_a_finished_experiment_tests_with_the_new_synthesis_settings(to
     resumed = load_checkpoint(model)[0]
     assert all(torch.equal(weights[name], resumed.state_dict[name]) for name in weights)  # re-tested, not retrained
     assert resumed.model_config.slice_smoothing == 2.0 and resumed.model_config.test_time_flip_ap is True
+
+
+def test_crossval_takes_the_presets_warm_start_and_an_ensemble(toy) -> None:
+    root, manifest = toy
+    out = root / "cv_default"
+    code = main(["crossval", "--data", str(manifest), "--inputs", "t1,t2", "--target", "flair", "--out", str(out),
+                 "--folds", "2", "--epochs", "1", "--size", "16x16", "--batch-size", "8", "--ensemble", "2",
+                 "--no-figures", *_cli_common(root)])
+    assert code == 0
+    ensembles = sorted(out.rglob("ensemble.pt"))
+    assert len(ensembles) == 2  # one per fold
+    checkpoint, _ = load_checkpoint(ensembles[0])
+    assert len(checkpoint.members) == 1
+    assert [m["training_data"]["init_from"] for m in checkpoint.training_data["ensemble"]] == ["pretrained:sim-flair"] * 2

@@ -69,6 +69,7 @@ ValFractionOpt = Annotated[Optional[float], typer.Option("--val-fraction", help=
 InputDropoutOpt = Annotated[Optional[float], typer.Option("--input-dropout", help="Probability of hiding each input per training sample [default: the preset's; paper: 0].")]
 
 CrossSynthesisOpt = Annotated[Optional[float], typer.Option("--cross-synthesis", min=0.0, help="Weight of extra training-only decoders that synthesise every input contrast from the latents (Chartsias et al. 2018); 0 adds none [default: the preset's, 0].")]
+EnsembleOpt = Annotated[Optional[int], typer.Option("--ensemble", min=1, help="Train this many models per method, with seeds seed, seed+1, ..., and average them at synthesis; N times the training and synthesis time (train: members in OUT/member1, ..., their average in OUT/model.pt) [default: the preset's, 1].")]
 InputNormOpt = Annotated[Optional[str], typer.Option("--input-normalisation", help="Scale each input volume by its brain mean (mean, the paper's) or its 99th brain percentile (percentile); the target keeps the mean [default: the preset's].")]
 
 
@@ -80,7 +81,8 @@ LEVER_OPTIONS = {"preset": (PresetOpt, "default"), "val_fraction": (ValFractionO
                  "test_time_flip": (FlipOpt, None), "test_time_flip_ap": (FlipApOpt, None),
                  "slice_smoothing": (SliceSmoothingOpt, None), "calibrate_mean": (CalibrateOpt, None),
                  "context_slices": (ContextOpt, None),
-                 "input_normalisation": (InputNormOpt, None), "cross_synthesis": (CrossSynthesisOpt, None)}
+                 "input_normalisation": (InputNormOpt, None), "cross_synthesis": (CrossSynthesisOpt, None),
+                 "ensemble": (EnsembleOpt, None)}
 
 
 def with_levers(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -105,7 +107,8 @@ def with_levers(command: Callable[..., Any]) -> Callable[..., Any]:
                         fused_mse=given["mse_weight"], val_fraction=given["val_fraction"],
                         input_dropout=given["input_dropout"], input_normalisation=given["input_normalisation"],
                         latent_variance=given["variance_weight"], calibrate_mean=given["calibrate_mean"],
-                        cross_synthesis=given["cross_synthesis"], individual_mse=given["individual_mse_weight"])
+                        cross_synthesis=given["cross_synthesis"], individual_mse=given["individual_mse_weight"],
+                        ensemble=given["ensemble"])
         return command(*args, preset=given["preset"], levers=levers, **kwargs)
 
     run.__signature__ = signature.replace(parameters=kept + added)  # type: ignore[attr-defined]

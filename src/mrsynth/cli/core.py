@@ -41,7 +41,6 @@ def train(
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
     patience: int = typer.Option(8, help="Early stopping: epochs without validation improvement."),
     seed: int = typer.Option(0, help="Random seed (weights, split, batches)."),
-    ensemble: Optional[int] = typer.Option(None, "--ensemble", min=1, help="Train this many models, with seeds seed, seed+1, ..., in OUT/member1, ...; OUT/model.pt averages them (N times the training and synthesis time) [default: the preset's, 1]."),
     preset: str = "default",
     levers: object = None,  # filled by with_levers
     loss_weights: str = typer.Option("1,1,1", "--loss-weights", help="Weights of MAE(fused), latent variance, sum of individual MAEs."),
@@ -78,7 +77,7 @@ def train(
                                    device=device, amp=amp, loss_weights=_loss_weights(loss_weights), progress=progress,
                                    ddp=ddp, compile=compile, channels_last=channels_last,
                                    batched_encoders=batched_encoders, prefetch=prefetch, cudnn_benchmark=cudnn_benchmark)
-        levers = replace(levers, encoder_features=features, ensemble=ensemble)
+        levers = replace(levers, encoder_features=features)
         if levers.latent_variance is None:  # --loss-weights' variance weight, unless --variance-weight is given
             levers = replace(levers, latent_variance=train_config.loss_weights.latent_variance)
         model_config, train_config = get_preset(preset).apply(model_config, train_config, levers)

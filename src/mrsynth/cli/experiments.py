@@ -86,9 +86,11 @@ def crossval(
                             device=device, amp=amp, progress=progress)
         model, train = get_preset(preset).apply(model, train, replace(levers, encoder_features=features))
         preprocess = get_preset(preset).preprocess(PreprocessConfig(size=_size(size), margin=margin), levers)
+        ensemble = get_preset(preset).ensemble_size(levers)
     except ValueError as error:
         raise MrsynthError(str(error)) from None
-    settings = RunSettings(model=model, train=train, preprocess=preprocess, resume=resume)
+    settings = RunSettings(model=model, train=train, preprocess=preprocess, resume=resume,
+                           init_from=get_preset(preset).resolve(levers).init_from, ensemble=ensemble)
     result = run_crossval(data, settings, out, folds=folds, seed=seed, layout=layout, cache_dir=cache_dir,
                           progress=progress, figures=figures)
     _report(result)
@@ -131,7 +133,6 @@ def experiment(
     blend_forest: Optional[list[float]] = typer.Option(None, "--blend-forest", help="Also test the model's and the forest's predictions averaged voxel by voxel, with this weight on the forest, strictly between 0 and 1 (repeatable); fits the forest [single-input, subsets]."),
     per_subset: Optional[bool] = typer.Option(None, "--per-subset/--no-per-subset", help="subsets: also train (A), one model per input subset [default: yes]."),
     full_model: Optional[bool] = typer.Option(None, "--full-model/--no-full-model", help="subsets: train (B), the one model for all inputs; --no-full-model fits only (A) and/or the baselines [default: yes]."),
-    ensemble: Optional[int] = typer.Option(None, "--ensemble", min=1, help="Models per method, trained with seeds seed, seed+1, ... and averaged [default: the preset's, 1]."),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write the Fig. 4 / Fig. 2 style PNGs."),
     resume: bool = typer.Option(False, "--resume", help="Continue interrupted model runs instead of retraining."),
     layout: LayoutOpt = None,
@@ -155,7 +156,7 @@ def experiment(
             batch_size=batch_size, learning_rate=lr, trees=trees, forest_samples=samples, forest_jobs=forest_jobs, device=device, seed=seed,
             baselines=_baselines(baselines),
             target_data=target_data, target_layout=target_layout, finetune_epochs=finetune_epochs,
-            misaligned=_contrasts(misaligned)[0] if misaligned else None, init_from=init_from, ensemble=ensemble, layout=layout,
+            misaligned=_contrasts(misaligned)[0] if misaligned else None, init_from=init_from, layout=layout,
             test_requires=_contrasts(test_requires) if test_requires else None, train_also=tuple(train_also) if train_also else None,
             blend_forest=tuple(blend_forest) if blend_forest else None,
             per_subset_models=per_subset, full_model=full_model,

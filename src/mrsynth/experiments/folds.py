@@ -79,15 +79,17 @@ def _fit(method: Method, train: SliceSet, settings: RunSettings, run_dir: Path, 
     for k in range(settings.ensemble):
         member_dir = Path(run_dir) if k == 0 else Path(f"{run_dir}-seed{k}")
         train_config = replace(settings.train, seed=settings.train.seed + k)
-        initial_state = None
+        initial_state, training_data = None, {"subjects": list(train.subjects)}
         if method.initial is not None:  # member k of an ensemble starts from the source's member k
             source, _ = load_checkpoint(method.initial)
             states = [source.state_dict, *source.members]
             initial_state, model_config = states[k % len(states)], source.model_config
+            training_data["init_from"] = str(method.initial)
         elif (init := resolve_init(settings.init_from, model_config)) is not None:
             initial_state = load_warm_start(init, model_config, train_config.seed, settings.preprocess).state_dict
+            training_data["init_from"] = str(init)
         result = train_model(train, model_config, train_config, member_dir, preprocess=settings.preprocess.to_dict(),
-                             training_data={"subjects": list(train.subjects)},
+                             training_data=training_data,
                              resume=settings.resume and (member_dir / "last.pt").exists(), overwrite=not settings.resume,
                              initial_state=initial_state, trainable=method.trainable,
                              val_subjects=_validation_subjects(method, train, train_config, train_only))
