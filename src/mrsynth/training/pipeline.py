@@ -69,7 +69,8 @@ def train_on_dataset(data: str | Path, model_config: ModelConfig, train_config: 
     (:mod:`mrsynth.training.warm_start`), e.g. a model pre-trained on simulated subjects.
     ``ensemble`` > 1 trains that many models, with seeds ``seed``, ``seed + 1``, ..., in
     ``run_dir/member1``, ``run_dir/member2``, ..., and writes ``run_dir/model.pt`` as one
-    checkpoint that averages them (:func:`~mrsynth.training.checkpoint.combine_checkpoints`).
+    checkpoint that averages them (:func:`~mrsynth.training.checkpoint.combine_checkpoints`); the
+    result is then the first member's, with ``best_checkpoint`` the average and ``members`` every run.
     """
     if ensemble < 1:
         raise MrsynthError(f"an ensemble needs at least 1 model, got {ensemble}")
