@@ -30,8 +30,11 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
 
 def test_train_and_synthesize_any_subset(trained, capsys) -> None:
     root, _ = trained
-    assert (root / "run" / "model.pt").is_file() and (root / "run" / "history.csv").is_file()
+    # the default preset trains an ensemble of two seeds: one run folder per member, their average as model.pt
+    assert (root / "run" / "model.pt").is_file() and not (root / "run" / "history.csv").exists()
+    assert all((root / "run" / f"member{k}" / "history.csv").is_file() for k in (1, 2))
     checkpoint, _ = load_checkpoint(root / "run" / "model.pt")
+    assert len(checkpoint.members) == 1 and checkpoint.train_config.loss_weights.individual_mse == 1.0
     assert checkpoint.train_config.loss_weights.latent_variance == 0.5
     assert checkpoint.preprocess["size"] in ([16, 16], (16, 16)) and checkpoint.model_config.inputs == ("t1", "t2")
     t1, t2 = root / "data/sub0/sub0_t1.nii.gz", root / "data/sub0/sub0_t2.nii.gz"
@@ -143,7 +146,7 @@ def test_ensemble_command_combines_and_refuses_overwrite(trained, capsys) -> Non
     root, _ = trained
     out = root / "ens.pt"
     assert main(["ensemble", "--model", str(root / "run"), "--model", str(root / "run" / "model.pt"), "--out", str(out)]) == 0
-    assert len(load_checkpoint(out)[0].members) == 1
+    assert len(load_checkpoint(out)[0].members) == 3  # each model is the default's ensemble of 2 networks: 4 in all
     capsys.readouterr()
     assert main(["ensemble", "--model", str(root / "run"), "--out", str(out)]) == 2
     assert "exists already" in capsys.readouterr().err
@@ -184,10 +187,13 @@ def test_train_an_ensemble_of_seeds_and_keep_what_exists(trained, capsys) -> Non
     assert main(args + ["--out", str(root / "ens")]) == 2  # a trained ensemble is not overwritten
     assert "already holds a trained model" in capsys.readouterr().err
     assert (root / "ens" / "model.pt").read_bytes() == kept
-    single = (root / "run" / "model.pt").read_bytes()
-    assert main(args + ["--out", str(root / "run"), "--resume"]) == 2  # nor is a single model's run
-    assert "single model's run" in capsys.readouterr().err
-    assert (root / "run" / "model.pt").read_bytes() == single and not (root / "run" / "member1").exists()
+    assert main(args[:-1] + ["1", "--out", str(root / "single")]) == 0  # one network: --ensemble 1
+    single = (root / "single" / "model.pt").read_bytes()
+    capsys.readouterr()
+    assert main(args + ["--out", str(root / "single"), "--resume"]) == 2  # nor is a single model's run
+    err = capsys.readouterr().err
+    assert "single model's run" in err and "--ensemble 1" in err
+    assert (root / "single" / "model.pt").read_bytes() == single and not (root / "single" / "member1").exists()
     first, average = ((root / "ens" / name).stat().st_mtime_ns for name in ("member1/model.pt", "model.pt"))
     shutil.rmtree(root / "ens" / "member2")  # as if interrupted before the second member
     assert main(args + ["--out", str(root / "ens"), "--resume"]) == 0

@@ -20,7 +20,7 @@ from mrsynth.evaluation.evaluate import evaluate_written
 from mrsynth.experiments import ExperimentConfig, evaluate_checkpoint, run_experiment
 from mrsynth.experiments.methods import Method, blend_predictor
 from mrsynth.experiments.single_input import single_input_methods
-from mrsynth.experiments.subsets import subset_methods
+from mrsynth.experiments.subsets import chosen_subsets, subset_methods
 from mrsynth.training import load_checkpoint
 
 from toy import write_toy_nifti_dataset
@@ -193,8 +193,27 @@ def test_subsets_experiment(toy) -> None:
                                  "(C) rf", "(C) linear"}
     assert all(all(cells) for cells in table.values())
     assert (root / "subsets" / "fig4_synthesis.png").is_file() and (root / "subsets" / "subsets.csv").is_file()
-    # (A) on the full set is the (B) model: trained once per fold
-    assert len(list((root / "subsets" / "runs" / "fold1").glob("model-*"))) == 7
+    # (A) on the full set is the (B) model: trained once per fold, as the default's ensemble of 2 seeds
+    models = sorted(path.name for path in (root / "subsets" / "runs" / "fold1").glob("model-*"))
+    assert len(models) == 14 and sum(name.endswith("-seed1") for name in models) == 7
+
+
+def test_subsets_experiment_on_chosen_subsets_only(toy, capsys) -> None:
+    root, manifest = toy
+    out = root / "chosen"
+    args = ["experiment", "subsets", "--data", str(manifest), "--inputs", "t1,t2,dwi", "--quick", "--size", "16x16",
+            "--epochs", "1", "--folds", "2", "--fold", "1", "--baselines", "linear", "--ensemble", "1", "--no-figures",
+            *_cli_common(root)]
+    assert main([*args, "--subset", "t2+t1", "--subset", "dwi", "--subset", "t1+t2", "--out", str(out)]) == 0
+    table = _report_rows(out / "report.md")
+    assert table[""] == ["dwi", "t1+t2"]  # in the inputs' order, each once
+    assert all(len(cells) == 2 and all(cells) for cells in table.values())
+    assert sorted(p.name for p in (out / "runs" / "fold1").glob("model-*")) == ["model-dwi", "model-t1+t2", "model-t1+t2+dwi"]
+    assert json.loads((out / "settings.json").read_text())["subsets"] == [["t2", "t1"], ["dwi"], ["t1", "t2"]]  # as given
+    assert main([*args, "--subset", "t1+pd", "--out", str(root / "chosen_bad")]) == 2
+    assert "--subset t1+pd: pd is not among the inputs t1, t2, dwi" in capsys.readouterr().err
+    assert not (root / "chosen_bad").exists()
+    assert chosen_subsets(("t1", "t2")) == [("t1",), ("t2",), ("t1", "t2")]
 
 
 def test_misalignment_experiment(toy) -> None:

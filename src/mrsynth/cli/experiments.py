@@ -131,6 +131,7 @@ def experiment(
     test_requires: Optional[str] = typer.Option(None, "--test-requires", help="Test folds only over subjects with all these contrasts, e.g. t1,t2 (the others always train) [subsets]."),
     train_also: Optional[list[Path]] = typer.Option(None, "--train-also", help="Another dataset (folder, manifest or prepared slices, its layout detected; repeatable) whose subjects join every fold's training set and are never tested or validated on, e.g. mrsynth simulate subjects [single-input, subsets]."),
     blend_forest: Optional[list[float]] = typer.Option(None, "--blend-forest", help="Also test the model's and the forest's predictions averaged voxel by voxel, with this weight on the forest, strictly between 0 and 1 (repeatable); fits the forest [single-input, subsets]."),
+    subset: Optional[list[str]] = typer.Option(None, "--subset", help="subsets: only this input subset, e.g. t1c or t1c+t2 (repeatable): (A) trains, and (B) and the baselines are tested, on the subsets given alone; (B) still trains on every input [default: every non-empty subset]."),
     per_subset: Optional[bool] = typer.Option(None, "--per-subset/--no-per-subset", help="subsets: also train (A), one model per input subset [default: yes]."),
     full_model: Optional[bool] = typer.Option(None, "--full-model/--no-full-model", help="subsets: train (B), the one model for all inputs; --no-full-model fits only (A) and/or the baselines [default: yes]."),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write the Fig. 4 / Fig. 2 style PNGs."),
@@ -159,6 +160,7 @@ def experiment(
             misaligned=_contrasts(misaligned)[0] if misaligned else None, init_from=init_from, layout=layout,
             test_requires=_contrasts(test_requires) if test_requires else None, train_also=tuple(train_also) if train_also else None,
             blend_forest=tuple(blend_forest) if blend_forest else None,
+            subsets=tuple(_contrasts(item.replace("+", ",")) for item in subset) if subset else None,
             per_subset_models=per_subset, full_model=full_model,
             only_folds=tuple(fold) if fold else None, cache_dir=cache_dir,
             figures=figures, resume=resume, progress=progress)

@@ -99,6 +99,7 @@ class ExperimentConfig:
     test_requires: tuple[str, ...] = ()
     train_also: tuple[Path, ...] = ()
     blend_forest: tuple[float, ...] = ()  # single-input, subsets: also test the model and forest averaged, each weight on the forest
+    subsets: tuple[tuple[str, ...], ...] = ()  # subsets: only these input subsets (rows); () every non-empty subset
     per_subset_models: bool = True
     full_model: bool = True  # subsets: train (B), the one all-inputs model; False runs (A) and/or the baselines alone
     only_folds: tuple[int, ...] = ()
@@ -112,6 +113,9 @@ class ExperimentConfig:
         object.__setattr__(self, "data", Path(self.data))
         object.__setattr__(self, "out", Path(self.out))
         object.__setattr__(self, "train_also", tuple(Path(p) for p in self.train_also))
+        object.__setattr__(self, "subsets", tuple(tuple(subset) for subset in self.subsets))
+        if any(not subset for subset in self.subsets):
+            raise ValueError("an input subset (--subset) needs at least one contrast")
         if self.folds < 2:
             raise ValueError("cross-validation needs at least 2 folds")
         if any(k < 1 for k in self.only_folds):
@@ -185,6 +189,7 @@ class ExperimentConfig:
                 out[name] = get_preset(self.preset).resolve(self.overrides).to_dict()
                 continue
             if isinstance(value, tuple):
-                value = [str(item) if isinstance(item, Path) else item for item in value]
+                value = [str(item) if isinstance(item, Path) else list(item) if isinstance(item, tuple) else item
+                         for item in value]
             out[name] = str(value) if isinstance(value, Path) else value
         return out

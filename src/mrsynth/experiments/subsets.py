@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from mrsynth.errors import MrsynthError
 from mrsynth.evaluation.evaluate import all_subsets, subset_label
 from mrsynth.experiments.config import ExperimentConfig
@@ -16,8 +18,28 @@ SUBSET_BASELINES = ("rf", "linear")  # multi-input baselines (DEDIS takes one in
 FULL_MODEL = "(B) proposed, one model, missing inputs"
 
 
+def chosen_subsets(inputs: tuple[str, ...], wanted: tuple[tuple[str, ...], ...] = ()) -> list[tuple[str, ...]]:
+    """``wanted`` in the inputs' order, each contrast ordered as in ``inputs``; every subset when empty.
+
+    Raises :class:`MrsynthError` naming a subset that uses a contrast outside ``inputs``.
+    """
+    if not wanted:
+        return all_subsets(inputs)
+    chosen: list[tuple[str, ...]] = []
+    for subset in wanted:
+        outside = [c for c in subset if c not in inputs]
+        if outside:
+            raise MrsynthError(f"--subset {subset_label(subset)}: {', '.join(outside)} is not among the inputs "
+                               f"{', '.join(inputs)}")
+        ordered = tuple(c for c in inputs if c in subset)
+        if ordered not in chosen:
+            chosen.append(ordered)
+    return [subset for subset in all_subsets(inputs) if subset in chosen]
+
+
 def subset_methods(inputs: tuple[str, ...], baselines: tuple[str, ...], per_subset: bool = True,
-                   full_model: bool = True, blend_forest: tuple[float, ...] = ()) -> list[Method]:
+                   full_model: bool = True, blend_forest: tuple[float, ...] = (),
+                   subsets: tuple[tuple[str, ...], ...] = ()) -> list[Method]:
     """(A) one model per subset, (B) the all-inputs model tested on every subset, (C) baselines per subset.
 
     The (A) model for the full set is the (B) model (same training), so it is trained once per fold.
@@ -25,12 +47,14 @@ def subset_methods(inputs: tuple[str, ...], baselines: tuple[str, ...], per_subs
     leaves (B) out, e.g. to fit the baselines on the folds of an earlier run in a separate process.
     ``blend_forest`` adds (D): per subset and weight, (B)'s prediction and the forest's averaged with
     that weight on the forest (the forest is fitted for it even when not among ``baselines``).
+    ``subsets`` keeps only those input subsets (:func:`chosen_subsets`): (A) trains, and (B), (C) and
+    (D) are tested, on them alone; (B) still trains on every input.
     """
     if blend_forest and not full_model:
         raise MrsynthError("--blend-forest blends (B), the full model, with the forest: it needs (B) (drop --no-full-model)")
-    subsets = all_subsets(inputs)
+    subsets = chosen_subsets(inputs, subsets)
     methods = [Method.model("(A) proposed, one model per subset", subset) for subset in subsets] if per_subset else []
-    full = Method.model(FULL_MODEL, inputs, every_subset=True)
+    full = replace(Method.model(FULL_MODEL, inputs, every_subset=True), test_subsets=tuple(subsets))
     if full_model:
         methods.append(full)
     wanted = [b for b in baselines if b in SUBSET_BASELINES]
@@ -48,7 +72,8 @@ def run_subsets(config: ExperimentConfig) -> ExperimentResult:
     """Cross-validate (A), (B) and (C) on the same folds; columns are the input subsets."""
     inputs = config.inputs or DEFAULT_INPUTS
     target = config.target or DEFAULT_TARGET
-    methods = subset_methods(inputs, config.baselines, config.per_subset_models, config.full_model, config.blend_forest)
+    methods = subset_methods(inputs, config.baselines, config.per_subset_models, config.full_model, config.blend_forest,
+                             config.subsets)
     if not methods:
         raise MrsynthError("subsets: nothing to run: without (A) per-subset models and without (B), the full model "
                            "(--no-per-subset --no-full-model), a baseline is needed (--baselines rf,linear)")

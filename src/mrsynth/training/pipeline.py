@@ -76,7 +76,8 @@ def train_on_dataset(data: str | Path, model_config: ModelConfig, train_config: 
         raise MrsynthError(f"an ensemble needs at least 1 model, got {ensemble}")
     run_dir = Path(run_dir)
     if ensemble > 1 and (run_dir / LAST_NAME).exists():
-        raise MrsynthError(f"{run_dir} holds a single model's run, which an ensemble would replace; choose another --out")
+        raise MrsynthError(f"{run_dir} holds a single model's run, which an ensemble of {ensemble} would replace; "
+                           "choose another --out, or continue it as one model with --ensemble 1")
     if ensemble > 1 and (run_dir / BEST_NAME).exists() and not (resume or overwrite):
         raise MrsynthError(f"{run_dir} already holds a trained model; use --resume to continue it or choose another --out")
     init_from = resolve_init(init_from, model_config)

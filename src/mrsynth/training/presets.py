@@ -124,7 +124,7 @@ PAPER = Preset("paper", "Joyce et al. 2017 as published: 2D, MAE cost, constant 
 DEFAULT = Preset("default", "the paper's model with the levers that helped in our ablation (README, 'Beyond the paper')",
                  Levers(encoder_features=16, context_slices=0, test_time_flip=True, test_time_flip_ap=True, slice_smoothing=1.5, augment=True, augment_flip_ap=0.5, augment_elastic=0.0, schedule="cosine", warmup_epochs=0, fused_mse=1.0,
                         val_fraction=0.0, input_dropout=0.0, init_from="simulator", input_normalisation="mean",
-                        latent_variance=1.0, calibrate_mean=True, cross_synthesis=0.0, individual_mse=0.0, ensemble=1))
+                        latent_variance=1.0, calibrate_mean=True, cross_synthesis=0.0, individual_mse=1.0, ensemble=2))
 PRESETS: dict[str, Preset] = {preset.name: preset for preset in (DEFAULT, PAPER)}
 
 
