@@ -29,7 +29,7 @@ import numpy as np
 TABLES = ("single_input.csv", "subsets.csv", "misalignment.csv", "metrics.csv")  # the last: mrsynth evaluate
 
 
-FOLD_ONLY_SETTINGS = {"out", "only_folds", "resume", "progress", "figures", "forest_jobs"}  # what runs of one split may differ in
+FOLD_ONLY_SETTINGS = {"out", "only_folds", "subsets", "resume", "progress", "figures", "forest_jobs"}  # what runs of one split may differ in (subsets: the rows each ran)
 
 
 def _same_file(a: object, b: object) -> bool:

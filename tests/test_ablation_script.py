@@ -59,6 +59,8 @@ def test_fold_runs_merge_and_ratios_are_per_common_subject(tmp_path, capsys) -> 
     (tmp_path / "rf_fold1" / "settings.json").write_text('{"epochs": 15, "levers": {"augment": true}, "out": "x", "forest_jobs": 2}')
     (tmp_path / "rf_fold2" / "settings.json").write_text('{"epochs": 15, "levers": {"augment": true}, "forest_jobs": 1}')
     assert ablation.main(["--reference", f"rf={tmp_path}/rf_fold*:(C) rf", f"B={tmp_path}/model"]) == 0  # cores do not matter
+    (tmp_path / "rf_fold1" / "settings.json").write_text('{"epochs": 15, "levers": {"augment": true}, "subsets": [["t1"]]}')
+    assert ablation.main(["--reference", f"rf={tmp_path}/rf_fold*:(C) rf", f"B={tmp_path}/model"]) == 0  # nor the rows each ran
     _run(tmp_path / "rf_fold3", [("c", "(C) rf", 0.99)])
     with pytest.raises(SystemExit, match="differs from an earlier run"):
         ablation.main(["--reference", f"rf={tmp_path}/rf_fold*:(C) rf", f"B={tmp_path}/model"])

@@ -194,6 +194,8 @@ def test_train_an_ensemble_of_seeds_and_keep_what_exists(trained, capsys) -> Non
     err = capsys.readouterr().err
     assert "single model's run" in err and "--ensemble 1" in err
     assert (root / "single" / "model.pt").read_bytes() == single and not (root / "single" / "member1").exists()
+    assert main(args + ["--out", str(root / "fresh"), "--resume"]) == 2  # nothing to resume is an error, as for one model
+    assert "nothing to continue" in capsys.readouterr().err and not (root / "fresh" / "member1").exists()
     first, average = ((root / "ens" / name).stat().st_mtime_ns for name in ("member1/model.pt", "model.pt"))
     shutil.rmtree(root / "ens" / "member2")  # as if interrupted before the second member
     assert main(args + ["--out", str(root / "ens"), "--resume"]) == 0

@@ -23,3 +23,14 @@ def test_quick_demo_writes_table_figure_and_nifti(tmp_path) -> None:
     assert image.ndim == 3 and image.shape == source.shape
     with pytest.raises(MrsynthError, match="--force"):
         run_demo(config, log=lambda *_: None)
+    # --force with the default preset replaces the one-network run with the preset's ensemble of 2
+    from dataclasses import replace
+
+    from mrsynth.training import load_checkpoint
+
+    again = run_demo(replace(config, preset="default", force=True), log=lambda *_: None)
+    checkpoint, _ = load_checkpoint(again.model)
+    assert again.model == tmp_path / "demo" / "run" / "model.pt" and len(checkpoint.members) == 1
+    assert checkpoint.train_config.loss_weights.individual_mse == 1.0
+    assert len(checkpoint.training_data["ensemble"]) == 2
+    assert [load_checkpoint(again.model.parent / f"member{k}" / "model.pt")[0].train_config.seed for k in (1, 2)] == [0, 1]

@@ -12,10 +12,12 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from mrsynth.data.preprocessing import PreprocessConfig
 from mrsynth.errors import MrsynthError
 from mrsynth.model import ModelConfig
 from mrsynth.training import TrainConfig, load_checkpoint, train_model
 from mrsynth.training.distributed import setup_distributed, wants_ddp
+from mrsynth.training.pipeline import train_ensemble
 
 from toy import toy_slices
 
@@ -48,7 +50,18 @@ def _rank(rank: int, world: int, port: int, run_dir: str) -> None:
     assert not dist.is_initialized()  # the group train_model created is gone again
 
 
-def _spawn_ranks(world: int, parent: Path, attempts: int = 3) -> Path:
+def _rank_ensemble(rank: int, world: int, port: int, run_dir: str) -> None:
+    """As :func:`_rank`, training an ensemble of two seeds (one process group per member)."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    slices, model_config = _data_and_model()
+    result = train_ensemble(slices, model_config, TrainConfig(**{**BASE, "epochs": 1}, ddp=True), Path(run_dir),
+                            preprocess=PreprocessConfig(size=(16, 16)), ensemble=2)
+    assert len(result.members) == 2 and not dist.is_initialized()
+
+
+def _spawn_ranks(world: int, parent: Path, attempts: int = 3, rank_main=_rank) -> Path:
     """Run ``world`` ranks, again (at most ``attempts`` times) after a failure that is not ours.
 
     Two such failures are known: another process took the probed port in between (a race), and a
@@ -60,7 +73,7 @@ def _spawn_ranks(world: int, parent: Path, attempts: int = 3) -> Path:
     for attempt in range(attempts):
         run_dir = parent / f"attempt{attempt}"
         try:
-            mp.spawn(_rank, args=(world, _free_port(), str(run_dir)), nprocs=world, join=True)
+            mp.spawn(rank_main, args=(world, _free_port(), str(run_dir)), nprocs=world, join=True)
             return run_dir
         except mp.ProcessRaisedException as error:
             if "address already in use" not in str(error).lower() or attempt == attempts - 1:
@@ -95,3 +108,11 @@ def test_ddp_needs_torchrun_environment() -> None:
     assert wants_ddp(None, {"RANK": "1", "WORLD_SIZE": "4", "LOCAL_RANK": "1"}) and not wants_ddp(False, {"WORLD_SIZE": "4"})
     with pytest.raises(MrsynthError, match="torchrun"):
         setup_distributed(True, "cpu", env={})
+
+
+def test_two_process_ddp_trains_an_ensemble_and_rank_0_writes_the_average(tmp_path) -> None:
+    run_dir = _spawn_ranks(2, tmp_path / "ens", rank_main=_rank_ensemble)
+    ensemble, _ = load_checkpoint(run_dir / "model.pt")
+    members = [load_checkpoint(run_dir / f"member{k}" / "model.pt")[0] for k in (1, 2)]
+    assert [m.train_config.seed for m in members] == [0, 1] and len(ensemble.members) == 1
+    assert all(torch.equal(ensemble.members[0][key], value) for key, value in members[1].state_dict.items())

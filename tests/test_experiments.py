@@ -209,7 +209,11 @@ def test_subsets_experiment_on_chosen_subsets_only(toy, capsys) -> None:
     assert table[""] == ["dwi", "t1+t2"]  # in the inputs' order, each once
     assert all(len(cells) == 2 and all(cells) for cells in table.values())
     assert sorted(p.name for p in (out / "runs" / "fold1").glob("model-*")) == ["model-dwi", "model-t1+t2", "model-t1+t2+dwi"]
-    assert json.loads((out / "settings.json").read_text())["subsets"] == [["t2", "t1"], ["dwi"], ["t1", "t2"]]  # as given
+    assert json.loads((out / "settings.json").read_text())["subsets"] == [["dwi"], ["t1", "t2"]]  # as chosen
+    assert "from the subsets dwi, t1+t2 of t1+t2+dwi" in (out / "report.md").read_text()
+    assert main(["experiment", "single-input", "--data", str(manifest), "--subset", "t1", "--out", str(root / "si_subset"),
+                 *_cli_common(root)]) == 2
+    assert "--subset: the single-input experiment does not take it" in capsys.readouterr().err
     assert main([*args, "--subset", "t1+pd", "--out", str(root / "chosen_bad")]) == 2
     assert "--subset t1+pd: pd is not among the inputs t1, t2, dwi" in capsys.readouterr().err
     assert not (root / "chosen_bad").exists()
@@ -438,11 +442,16 @@ def test_crossval_takes_the_presets_warm_start_and_an_ensemble(toy) -> None:
     root, manifest = toy
     out = root / "cv_default"
     code = main(["crossval", "--data", str(manifest), "--inputs", "t1,t2", "--target", "flair", "--out", str(out),
-                 "--folds", "2", "--epochs", "1", "--size", "16x16", "--batch-size", "8", "--ensemble", "2",
+                 "--folds", "2", "--epochs", "1", "--size", "16x16", "--batch-size", "8",
                  "--no-figures", *_cli_common(root)])
     assert code == 0
     ensembles = sorted(out.rglob("ensemble.pt"))
-    assert len(ensembles) == 2  # one per fold
+    assert len(ensembles) == 2  # one per fold: the default preset's ensemble of 2
     checkpoint, _ = load_checkpoint(ensembles[0])
     assert len(checkpoint.members) == 1
+    single = root / "cv_single"  # the option wins over the preset
+    assert main(["crossval", "--data", str(manifest), "--inputs", "t1,t2", "--target", "flair", "--out", str(single),
+                 "--folds", "2", "--epochs", "1", "--size", "16x16", "--batch-size", "8", "--ensemble", "1",
+                 "--no-figures", *_cli_common(root)]) == 0
+    assert not list(single.rglob("ensemble.pt")) and not list(single.rglob("*-seed1"))
     assert [m["training_data"]["init_from"] for m in checkpoint.training_data["ensemble"]] == ["pretrained:sim-flair"] * 2

@@ -22,8 +22,9 @@ from mrsynth.inference import Synthesizer
 from mrsynth.io.layouts import discover_dataset
 from mrsynth.model import ModelConfig
 from mrsynth.training.presets import Levers, get_preset
-from mrsynth.training import TrainConfig, load_checkpoint, train_model
-from mrsynth.training.pipeline import load_task_data
+from mrsynth.training import TrainConfig, load_checkpoint
+from mrsynth.training.pipeline import load_task_data, train_ensemble
+from mrsynth.training.warm_start import resolve_init
 
 INPUTS, TARGET = ("t1", "t2", "dwi"), "flair"
 
@@ -97,10 +98,12 @@ def run_demo(config: DemoConfig = DemoConfig(), log=print) -> DemoResult:
     log(f"[3/5] training on {len(names) - len(test_names)} subjects ({len(train_slices)} slices), testing on {', '.join(test_names)}")
     train_config = TrainConfig(epochs=config.epochs, seed=config.seed, device=config.device, patience=config.epochs,
                                progress=config.progress)
-    model_config, train_config = get_preset(config.preset).apply(
-        model_config, train_config, Levers(encoder_features=config.encoder_features))
-    result = train_model(train_slices, model_config, train_config, out / "run", preprocess=preprocess.to_dict(),
-                         training_data=prepared.description, overwrite=config.force)
+    preset, levers = get_preset(config.preset), Levers(encoder_features=config.encoder_features)
+    model_config, train_config = preset.apply(model_config, train_config, levers)
+    result = train_ensemble(train_slices, model_config, train_config, out / "run", preprocess=preprocess,
+                            training_data=prepared.description, overwrite=config.force,
+                            init_from=resolve_init(preset.resolve(levers).init_from, model_config),
+                            ensemble=preset.ensemble_size(levers))
     synthesizer = Synthesizer(load_checkpoint(result.best_checkpoint)[0], device=config.device)
 
     log("[4/5] evaluating every non-empty input subset on the held-out subjects")

@@ -69,7 +69,7 @@ ValFractionOpt = Annotated[Optional[float], typer.Option("--val-fraction", help=
 InputDropoutOpt = Annotated[Optional[float], typer.Option("--input-dropout", help="Probability of hiding each input per training sample [default: the preset's; paper: 0].")]
 
 CrossSynthesisOpt = Annotated[Optional[float], typer.Option("--cross-synthesis", min=0.0, help="Weight of extra training-only decoders that synthesise every input contrast from the latents (Chartsias et al. 2018); 0 adds none [default: the preset's, 0].")]
-EnsembleOpt = Annotated[Optional[int], typer.Option("--ensemble", min=1, help="Train this many models per method, with seeds seed, seed+1, ..., and average them at synthesis; N times the training and synthesis time (train: members in OUT/member1, ..., their average in OUT/model.pt) [default: the preset's, 1].")]
+EnsembleOpt = Annotated[Optional[int], typer.Option("--ensemble", min=1, help="Train this many models per method, with seeds seed, seed+1, ..., and average them at synthesis; N times the training and synthesis time (train: members in OUT/member1, ..., their average in OUT/model.pt) [default: the preset's, 2 default, 1 paper].")]
 InputNormOpt = Annotated[Optional[str], typer.Option("--input-normalisation", help="Scale each input volume by its brain mean (mean, the paper's) or its 99th brain percentile (percentile); the target keeps the mean [default: the preset's].")]
 
 

@@ -40,6 +40,8 @@ def run_experiment(name: str, config: ExperimentConfig) -> ExperimentResult:
         if given and name not in CROSSVAL_OPTION_EXPERIMENTS:
             raise MrsynthError(f"{option}: the {name} experiment does not take it "
                                f"(only {' and '.join(CROSSVAL_OPTION_EXPERIMENTS)} do)")
+    if config.subsets and name != "subsets":
+        raise MrsynthError(f"--subset: the {name} experiment does not take it (only subsets does)")
     return runner(config)
 
 
