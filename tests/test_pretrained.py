@@ -47,8 +47,12 @@ def test_models_listing_gives_each_subsets_error_beside_the_forests() -> None:
     assert "mean calibration" in card["crossval_note"]
     config = load_checkpoint(resolve_model_path("pretrained:flair"))[0].model_config
     assert config.calibrate_mean and config.test_time_flip and config.test_time_flip_ap and config.slice_smoothing == 1.5
-    train = load_checkpoint(resolve_model_path("pretrained:flair"))[0].train_config
+    shipped = load_checkpoint(resolve_model_path("pretrained:flair"))[0]
+    train = shipped.train_config
     assert train.augment.enabled and train.augment.flip_ap == 0.5  # trained as the card's cross-validated runs were
+    assert train.loss_weights.individual_mse == 1.0 and len(shipped.members) == 1  # two networks, averaged
+    assert "--individual-mse-weight 1 --ensemble 2" in card["command"] and "imse1_2seeds" in card["crossval_note"]
     listing = describe_shipped_models()
+    assert "mean calibration: on; 2 networks (seeds of one configuration) averaged" in listing
     for subset, value in card["crossval_mse"].items():
         assert f"cross-validated MSE {subset}: {value}  (random forest, same folds: {card['crossval_forest_mse'][subset]})" in listing

@@ -58,7 +58,9 @@ def describe_shipped_models() -> str:
         size = checkpoint.preprocess.get("size")
         lines.append(f"  working size: {size[0]}x{size[1]}; normalisation: {PreprocessConfig.from_dict(checkpoint.preprocess).describe_normalisation()}"
                      if size else "")
-        lines.append(f"  synthesis: {config.describe_synthesis()}")
+        networks = 1 + len(checkpoint.members)
+        ensemble = f"; {networks} networks (seeds of one configuration) averaged" if networks > 1 else ""
+        lines.append(f"  synthesis: {config.describe_synthesis()}{ensemble}")
         for key in ("training_data", "licences", "input_requirements", "command"):
             if key in card:
                 lines.append(f"  {key.replace('_', ' ')}: {card[key]}")
