@@ -97,8 +97,8 @@ def run_subsets(config: ExperimentConfig) -> ExperimentResult:
                                      ("(B)", "(B) one model trained on all inputs, tested with inputs missing"),
                                      ("(C)", "(C) baselines fitted per subset"),
                                      ("(D)", "(D) (B) and the forest averaged voxel by voxel")) if key in ran]
-    chosen = ", ".join(subset_label(s) for s in chosen_subsets(inputs, config.subsets)) if config.subsets else None
-    columns = f"the subsets {chosen} of {subset_label(inputs)}" if chosen else f"every subset of {subset_label(inputs)}"
+    columns = (f"the subsets {', '.join(subset_label(s) for s in config.subsets)} of {subset_label(inputs)}"
+               if config.subsets else f"every subset of {subset_label(inputs)}")
     caption = (f"Table 2 layout: synthesising {target} from {columns} "
                f"(columns), {describe_folds(result.folds)}, same folds for every row. " + "; ".join(legend) + ".")
     item = ResultTable("subsets", f"Multi-input synthesis of {target} (Table 2)", result.table, caption)

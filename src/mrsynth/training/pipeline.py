@@ -13,9 +13,9 @@ from mrsynth.data.slices import SliceSet
 from mrsynth.errors import DataError, MrsynthError
 from mrsynth.io.layouts import discover_dataset, is_prepared_folder
 from mrsynth.model import ModelConfig
+from mrsynth.training.checkpoint import combine_checkpoints, load_checkpoint, save_checkpoint
 from mrsynth.training.config import TrainConfig
 from mrsynth.training.distributed import setup_distributed, teardown_distributed
-from mrsynth.training.checkpoint import combine_checkpoints, load_checkpoint, save_checkpoint
 from mrsynth.training.trainer import BEST_NAME, LAST_NAME, TrainResult, train_model
 from mrsynth.training.warm_start import load_warm_start, resolve_init
 
