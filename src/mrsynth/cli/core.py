@@ -57,7 +57,7 @@ def train(
     prefetch: Optional[bool] = typer.Option(None, "--prefetch/--no-prefetch", help="Gather batches in a background thread (default: on for CUDA)."),
     cudnn_benchmark: bool = typer.Option(False, "--cudnn-benchmark/--no-cudnn-benchmark", help="Let cuDNN time its algorithms for each convolution shape while training (CUDA; default: off, not yet measured)."),
     margin: int = typer.Option(4, help="Voxels of margin around the brain bounding box."),
-    init_from: Optional[str] = typer.Option(None, "--init-from", help="Start from this model's weights (checkpoint, run folder or pretrained:NAME; encoders matched by contrast), 'simulator' (the shipped pretrained:sim-<target>, if one fits) or 'none' [default: the preset's: simulator for default, none for paper]."),
+    init_from: Optional[str] = typer.Option(None, "--init-from", help="Start from this model's weights (checkpoint, run folder or pretrained:NAME; encoders matched by contrast; an ensemble's network k starts member k), 'simulator' (the shipped pretrained:sim-<target>, if one fits) or 'none' [default: the preset's: simulator for default, none for paper]."),
     layout: LayoutOpt = None,
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Preprocessed-slice cache (default: $MRSYNTH_CACHE or ~/.cache/mrsynth)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),

@@ -114,7 +114,7 @@ def train_ensemble(slices: SliceSet, model_config: ModelConfig, train_config: Tr
     again on the same port while another rank still tears the last one down can hang), and rank
     0, which holds the checkpoints, writes the average.
     ``init_from`` (already resolved, see :func:`~mrsynth.training.warm_start.resolve_init`) starts
-    every member from its weights.
+    every member from its weights (member k from its network k where it is an ensemble itself).
     """
     run_dir = Path(run_dir)
     check_ensemble_folder(run_dir, ensemble, resume, overwrite)
@@ -146,7 +146,7 @@ def _train_members(slices: SliceSet, model_config: ModelConfig, train_config: Tr
         member_dir = run_dir if ensemble == 1 else run_dir / f"member{k + 1}"
         initial_state, description = None, {}
         if init_from is not None:
-            start = load_warm_start(init_from, model_config, member_config.seed, preprocess)
+            start = load_warm_start(init_from, model_config, member_config.seed, preprocess, member=k)
             initial_state = start.state_dict
             description = {"init_from": str(init_from), "init_contrasts": list(start.initialised)}
             if start.fresh and k == 0:

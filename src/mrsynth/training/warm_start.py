@@ -15,7 +15,7 @@ the encoders; a source without them leaves them fresh.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -116,20 +116,25 @@ def _fit_input_channels(value: torch.Tensor, fresh: torch.Tensor, context: int, 
 
 
 def load_warm_start(model: str | Path, target: ModelConfig, seed: int = 0,
-                    preprocess: PreprocessConfig | None = None) -> WarmStart:
+                    preprocess: PreprocessConfig | None = None, member: int = 0) -> WarmStart:
     """:func:`warm_start` from a checkpoint file, run folder or ``pretrained:NAME``.
 
+    An ensemble source starts ensemble ``member`` k from its network k (cycling when it has fewer),
+    so the members of a warm-started ensemble do not all start alike.
     With the run's ``preprocess``, warns (once per message) when the source saw its inputs
     scaled otherwise: its encoders then start off-scale and fine-tuning has to adapt them.
     """
     path = resolve_model_path(model)
     checkpoint, _ = load_checkpoint(path)
+    networks = [checkpoint.state_dict, *checkpoint.members]
+    checkpoint = replace(checkpoint, state_dict=networks[member % len(networks)], members=[])
+    name = str(model) if len(networks) == 1 else f"{model} (network {member % len(networks) + 1} of {len(networks)})"
     if preprocess is not None and checkpoint.preprocess:
         source = PreprocessConfig.from_dict(checkpoint.preprocess).describe_normalisation()
         if source != preprocess.describe_normalisation():
             warnings.warn(f"{model} was trained with {source}; this run uses {preprocess.describe_normalisation()}",
                           stacklevel=2)
-    return warm_start(checkpoint, target, seed, name=str(model))
+    return warm_start(checkpoint, target, seed, name=name)
 
 
 SIMULATOR = "simulator"
