@@ -116,3 +116,19 @@ def test_two_process_ddp_trains_an_ensemble_and_rank_0_writes_the_average(tmp_pa
     members = [load_checkpoint(run_dir / f"member{k}" / "model.pt")[0] for k in (1, 2)]
     assert [m.train_config.seed for m in members] == [0, 1] and len(ensemble.members) == 1
     assert all(torch.equal(ensemble.members[0][key], value) for key, value in members[1].state_dict.items())
+
+
+def test_experiments_refuse_to_run_once_per_torchrun_process(tmp_path, monkeypatch, capsys) -> None:
+    from mrsynth.cli import main
+
+    for name, value in {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0"}.items():
+        monkeypatch.setenv(name, value)
+    data = tmp_path / "missing"  # refused before the data are read
+    assert main(["experiment", "subsets", "--data", str(data), "--out", str(tmp_path / "out")]) == 2
+    assert main(["crossval", "--data", str(data), "--inputs", "t1,t2", "--target", "flair", "--out", str(tmp_path / "cv")]) == 2
+    errors = capsys.readouterr().err
+    assert "mrsynth experiment subsets runs in one process, but torchrun started 2" in errors
+    assert "mrsynth crossval runs in one process" in errors and not (tmp_path / "out").exists()
+    monkeypatch.setenv("WORLD_SIZE", "1")  # torchrun with one process is one process
+    assert main(["crossval", "--data", str(data), "--inputs", "t1,t2", "--target", "flair", "--out", str(tmp_path / "cv")]) == 2
+    assert "runs in one process" not in capsys.readouterr().err

@@ -20,6 +20,7 @@ from mrsynth.experiments.results import ExperimentResult, ResultTable
 from mrsynth.experiments.single_input import run_single_input
 from mrsynth.experiments.subsets import run_subsets
 from mrsynth.experiments.transfer import run_transfer
+from mrsynth.training.distributed import refuse_multiple_processes
 
 EXPERIMENTS: dict[str, Callable[[ExperimentConfig], ExperimentResult]] = {
     "single-input": run_single_input,
@@ -32,6 +33,7 @@ CROSSVAL_OPTION_EXPERIMENTS = ("single-input", "subsets")  # the experiments tha
 
 def run_experiment(name: str, config: ExperimentConfig) -> ExperimentResult:
     """Run the experiment ``name`` (one of :data:`EXPERIMENTS`) and write its report under ``config.out``."""
+    refuse_multiple_processes(f"mrsynth experiment {name}")
     try:
         runner = EXPERIMENTS[name]
     except KeyError:

@@ -9,6 +9,7 @@ from mrsynth.experiments.folds import cross_validate
 from mrsynth.experiments.methods import Method
 from mrsynth.experiments.results import ExperimentResult, ResultTable, write_experiment, write_figures
 from mrsynth.experiments.tasks import fold_notes, left_out_notes, load_task
+from mrsynth.training.distributed import refuse_multiple_processes
 
 LABEL = "proposed"
 
@@ -20,6 +21,7 @@ def run_crossval(data: str | Path, settings: RunSettings, out: str | Path, folds
 
     Every subject is tested exactly once, on every non-empty subset of the inputs it has.
     """
+    refuse_multiple_processes("mrsynth crossval")
     out = Path(out)
     inputs, target = settings.model.inputs, settings.target
     prepared = load_task(data, inputs, target, settings.preprocess, layout=layout, cache_dir=cache_dir, progress=progress)
