@@ -118,17 +118,24 @@ def test_two_process_ddp_trains_an_ensemble_and_rank_0_writes_the_average(tmp_pa
     assert all(torch.equal(ensemble.members[0][key], value) for key, value in members[1].state_dict.items())
 
 
-def test_experiments_refuse_to_run_once_per_torchrun_process(tmp_path, monkeypatch, capsys) -> None:
+def test_only_train_runs_once_per_torchrun_process(tmp_path, monkeypatch, capsys) -> None:
     from mrsynth.cli import main
+    from mrsynth.experiments import ExperimentConfig, RunSettings, run_crossval, run_experiment
 
     for name, value in {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0"}.items():
         monkeypatch.setenv(name, value)
     data = tmp_path / "missing"  # refused before the data are read
     assert main(["experiment", "subsets", "--data", str(data), "--out", str(tmp_path / "out")]) == 2
-    assert main(["crossval", "--data", str(data), "--inputs", "t1,t2", "--target", "flair", "--out", str(tmp_path / "cv")]) == 2
+    assert main(["evaluate", "--model", "pretrained:flair", "--data", str(data), "--out", str(tmp_path / "ev")]) == 2
     errors = capsys.readouterr().err
-    assert "mrsynth experiment subsets runs in one process, but torchrun started 2" in errors
-    assert "mrsynth crossval runs in one process" in errors and not (tmp_path / "out").exists()
+    assert "mrsynth experiment runs in one process, but torchrun started 2" in errors
+    assert "mrsynth evaluate runs in one process" in errors and not (tmp_path / "out").exists()
+    with pytest.raises(MrsynthError, match="mrsynth experiment subsets runs in one process"):  # the API refuses too
+        run_experiment("subsets", ExperimentConfig(data=data, out=tmp_path / "api"))
+    with pytest.raises(MrsynthError, match="mrsynth crossval runs in one process"):
+        run_crossval(data, RunSettings(ModelConfig(("t1", "t2"), "flair"), TrainConfig(), PreprocessConfig()), tmp_path / "cv")
+    assert main(["train", "--data", str(data), "--inputs", "t1,t2", "--target", "flair", "--out", str(tmp_path / "t")]) == 2
+    assert "runs in one process" not in capsys.readouterr().err  # train is DDP's: it fails on the missing data instead
     monkeypatch.setenv("WORLD_SIZE", "1")  # torchrun with one process is one process
     assert main(["crossval", "--data", str(data), "--inputs", "t1,t2", "--target", "flair", "--out", str(tmp_path / "cv")]) == 2
     assert "runs in one process" not in capsys.readouterr().err

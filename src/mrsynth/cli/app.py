@@ -11,9 +11,18 @@ from typing import Annotated, Any, Optional
 import typer
 
 from mrsynth.contrasts import parse_contrast_list
+from mrsynth.training.distributed import refuse_multiple_processes
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Robust multi-input MR image synthesis (Joyce et al., MICCAI 2017) from any subset of contrasts.")
+MULTI_PROCESS_COMMANDS = ("train",)  # the commands that torchrun may start once per GPU (DDP)
+
+
+@app.callback()
+def _one_process_unless_training(ctx: typer.Context) -> None:
+    # every other command would repeat its whole job in each of torchrun's processes, writing the same files
+    if ctx.invoked_subcommand not in MULTI_PROCESS_COMMANDS:
+        refuse_multiple_processes(f"mrsynth {ctx.invoked_subcommand}")
 
 
 def _contrasts(text: str) -> tuple[str, ...]:

@@ -46,21 +46,26 @@ def launched_by_torchrun(env: Mapping[str, str] = os.environ) -> bool:
     return all(name in env for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
 
 
+def torchrun_processes(env: Mapping[str, str] = os.environ) -> int:
+    """How many processes torchrun started for this job; 1 when it was not launched by torchrun."""
+    return int(env["WORLD_SIZE"]) if launched_by_torchrun(env) else 1
+
+
 def wants_ddp(requested: bool | None, env: Mapping[str, str] = os.environ) -> bool:
     """``requested`` if given, else True when launched by torchrun with more than one process."""
     if requested is not None:
         return requested
-    return launched_by_torchrun(env) and int(env["WORLD_SIZE"]) > 1
-
+    return torchrun_processes(env) > 1
 
 
 def refuse_multiple_processes(command: str, env: Mapping[str, str] = os.environ) -> None:
     """Raise ``MrsynthError`` when ``command`` (which runs in one process) was launched by torchrun
     with more than one process: every rank would repeat the whole job and write the same files."""
-    if launched_by_torchrun(env) and int(env["WORLD_SIZE"]) > 1:
-        raise MrsynthError(f"{command} runs in one process, but torchrun started {env['WORLD_SIZE']}: every one would "
+    if (processes := torchrun_processes(env)) > 1:
+        raise MrsynthError(f"{command} runs in one process, but torchrun started {processes}: every one would "
                            f"repeat the whole job and write the same files. Run it without torchrun (one GPU each; "
                            f"several runs at once, e.g. --fold K, use several GPUs); torchrun is for mrsynth train")
+
 
 def rank_device(name: str, local_rank: int) -> torch.device:
     """The device of the process with ``local_rank``: ``auto``/``cuda`` become ``cuda:<local_rank>``."""
