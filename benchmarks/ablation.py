@@ -11,7 +11,10 @@ mean (the issue's target is <= 0.75 against the forest), the mean of the per-sub
 how many subjects it beats the reference on; ``--wide`` prints one line per run instead, a column
 per input subset (mean +- s.d. and the ratio of means, on the subjects it shares with the
 reference). All runs must share the folds (same --seed and
---folds); subjects missing from a run are reported, not silently dropped.
+--folds); subjects missing from a run are reported, not silently dropped. Runs merged as folds must
+record the same settings; ``--same-data OLD=NEW`` lets two recorded ``--data`` paths count as one
+(the same ``mrsynth prepare`` folder rebuilt at another path, after checking that it gives the
+same results).
 """
 
 from __future__ import annotations
@@ -64,14 +67,19 @@ def _differing(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def _check_same_settings(folders: list[str]) -> None:
-    """Runs merged as folds of one split must have been run with the same settings (``settings.json``)."""
+def _check_same_settings(folders: list[str], same_data: dict[str, str]) -> None:
+    """Runs merged as folds of one split must have been run with the same settings (``settings.json``).
+
+    ``same_data`` maps recorded ``data`` paths to the one they count as.
+    """
     first = None
     for folder in folders:
         path = Path(folder) / "settings.json"
         if not path.is_file():
             continue
         settings = {k: v for k, v in json.loads(path.read_text()).items() if k not in FOLD_ONLY_SETTINGS}
+        if settings.get("data") in same_data:
+            settings["data"] = same_data[settings["data"]]
         if first is None:
             first = (folder, settings)
             continue
@@ -80,7 +88,8 @@ def _check_same_settings(folders: list[str]) -> None:
             raise SystemExit(f"{folder} and {first[0]} differ in {', '.join(differing)}: not folds of one experiment")
 
 
-def read_mse(spec: str, subset: str | None) -> tuple[dict[tuple[str, str], float], str]:
+def read_mse(spec: str, subset: str | None,
+             same_data: dict[str, str] | None = None) -> tuple[dict[tuple[str, str], float], str]:
     """``RUN_DIR[:METHOD]`` -> {(subject, subset): mse} of that method (default: the first model method).
 
     RUN_DIR may be a glob (``/tmp/runs/rf_fold*``), or several joined by commas
@@ -92,7 +101,7 @@ def read_mse(spec: str, subset: str | None) -> tuple[dict[tuple[str, str], float
         folders = sorted({f for pattern in folder.split(",") for f in glob.glob(pattern) if Path(f).is_dir()})
         if not folders:
             raise SystemExit(f"{folder}: no run folder matches")
-        _check_same_settings(folders)
+        _check_same_settings(folders, same_data or {})
         merged: dict[tuple[str, str], float] = {}
         for one in folders:
             values, method = read_mse(f"{one}:{method}" if method else one, subset)
@@ -196,15 +205,23 @@ def main(argv: list[str] | None = None) -> int:
                         help="one line per run, one column per subset (mean ± s.d., ×reference on the same subjects)")
     parser.add_argument("--common", action="store_true",
                         help="keep only the reference's subjects that every row has (e.g. rows run on some folds only)")
+    parser.add_argument("--same-data", action="append", default=[], metavar="OLD=NEW",
+                        help="runs that recorded --data OLD count as run on NEW (repeatable)")
     parser.add_argument("rows", nargs="+", help="LABEL=RUN_DIR[:METHOD]")
     args = parser.parse_args(argv)
+    same_data = {}
+    for pair in args.same_data:
+        old, sep, new = pair.partition("=")
+        if not (sep and old and new):
+            parser.error(f"--same-data {pair!r}: expected OLD=NEW")
+        same_data[old] = new
     ref_label, _, ref_spec = args.reference.partition("=")
-    reference, _ = read_mse(ref_spec, args.subset)
+    reference, _ = read_mse(ref_spec, args.subset, same_data)
     subsets = sorted({s for _, s in reference})
     rows = []
     for item in args.rows:
         label, _, spec = item.partition("=")
-        values, method = read_mse(spec, args.subset)
+        values, method = read_mse(spec, args.subset, same_data)
         rows.append((label, method, values))
     if args.common:
         reference = {key: v for key, v in reference.items() if all(key in values for _, _, values in rows)}

@@ -91,3 +91,18 @@ def test_a_relative_data_path_recorded_elsewhere_matches_the_absolute_one(tmp_pa
     assert not same("/a/data/m.csv", "/b/data/m.csv")
     (tmp_path / "m.csv").write_text("")
     assert same(str(tmp_path / "m.csv"), str(tmp_path / "." / "m.csv"))
+
+
+def test_same_data_lets_a_rebuilt_data_folder_count_as_the_recorded_one(tmp_path, capsys) -> None:
+    for fold, data, mse in ((1, "/tmp/old/prep", 0.2), (2, "/tmp/new/prep", 0.4)):
+        _run(tmp_path / f"A_fold{fold}", [(f"s{fold}", "(A) proposed", mse)])
+        (tmp_path / f"A_fold{fold}" / "settings.json").write_text(f'{{"data": "{data}", "epochs": 30}}')
+    _run(tmp_path / "rf", [("s1", "(C) rf", 0.4), ("s2", "(C) rf", 0.4)])
+    ablation = _ablation()
+    rows = ["--reference", f"rf={tmp_path}/rf:(C) rf", f"A={tmp_path}/A_fold*"]
+    with pytest.raises(SystemExit, match="differ in data"):
+        ablation.main(rows)
+    assert ablation.main(["--same-data", "/tmp/new/prep=/tmp/old/prep", *rows]) == 0
+    assert "| A ((A) proposed) | t1 | 0.3000 ± 0.1414 | 0.75 |" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="differ in data"):  # the mapping names one path as another, not any path
+        ablation.main(["--same-data", "/tmp/other=/tmp/old/prep", *rows])
