@@ -78,14 +78,18 @@ def _check_same_settings(folders: list[str], same_data: dict[str, str]) -> None:
         if not path.is_file():
             continue
         settings = {k: v for k, v in json.loads(path.read_text()).items() if k not in FOLD_ONLY_SETTINGS}
-        if settings.get("data") in same_data:
-            settings["data"] = same_data[settings["data"]]
+        recorded = settings.get("data")
+        for old, new in same_data.items():
+            if recorded == old or _same_file(recorded, old):
+                settings["data"] = new
         if first is None:
             first = (folder, settings)
             continue
         differing = _differing(settings, first[1])
         if differing:
-            raise SystemExit(f"{folder} and {first[0]} differ in {', '.join(differing)}: not folds of one experiment")
+            hint = " (a data folder rebuilt elsewhere? --same-data OLD=NEW)" if "data" in differing else ""
+            raise SystemExit(f"{folder} and {first[0]} differ in {', '.join(differing)}: "
+                             f"not folds of one experiment{hint}")
 
 
 def read_mse(spec: str, subset: str | None,
@@ -95,6 +99,7 @@ def read_mse(spec: str, subset: str | None,
     RUN_DIR may be a glob (``/tmp/runs/rf_fold*``), or several joined by commas
     (``a/fold[13],b/fold[24]``): runs of different folds of one split
     (``mrsynth experiment ... --fold K``) are merged; a subject in two of them must agree.
+    ``same_data`` maps a recorded ``--data`` path to the one it counts as when runs are merged.
     """
     folder, _, method = spec.rpartition(":") if ":" in spec else (spec, "", "")
     if glob.has_magic(folder) or "," in folder:  # a glob, or several joined by commas

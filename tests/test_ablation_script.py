@@ -100,9 +100,10 @@ def test_same_data_lets_a_rebuilt_data_folder_count_as_the_recorded_one(tmp_path
     _run(tmp_path / "rf", [("s1", "(C) rf", 0.4), ("s2", "(C) rf", 0.4)])
     ablation = _ablation()
     rows = ["--reference", f"rf={tmp_path}/rf:(C) rf", f"A={tmp_path}/A_fold*"]
-    with pytest.raises(SystemExit, match="differ in data"):
+    with pytest.raises(SystemExit, match=r"differ in data: .*--same-data OLD=NEW"):
         ablation.main(rows)
-    assert ablation.main(["--same-data", "/tmp/new/prep=/tmp/old/prep", *rows]) == 0
-    assert "| A ((A) proposed) | t1 | 0.3000 ± 0.1414 | 0.75 |" in capsys.readouterr().out
+    for mapping in ("/tmp/new/prep=/tmp/old/prep", "../new/prep=/tmp/old/prep"):  # a relative OLD names it too
+        assert ablation.main(["--same-data", mapping, *rows]) == 0
+        assert "| A ((A) proposed) | t1 | 0.3000 ± 0.1414 | 0.75 |" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="differ in data"):  # the mapping names one path as another, not any path
         ablation.main(["--same-data", "/tmp/other=/tmp/old/prep", *rows])

@@ -129,13 +129,18 @@ def test_only_train_runs_once_per_torchrun_process(tmp_path, monkeypatch, capsys
     assert main(["evaluate", "--model", "pretrained:flair", "--data", str(data), "--out", str(tmp_path / "ev")]) == 2
     errors = capsys.readouterr().err
     assert "mrsynth experiment runs in one process, but torchrun started 2" in errors
-    assert "mrsynth evaluate runs in one process" in errors and not (tmp_path / "out").exists()
+    assert "mrsynth evaluate runs in one process" in errors
+    assert main(["evaluate", "--help"]) == 0  # help is still shown under torchrun
+    assert "--model" in capsys.readouterr().out
     with pytest.raises(MrsynthError, match="mrsynth experiment subsets runs in one process"):  # the API refuses too
         run_experiment("subsets", ExperimentConfig(data=data, out=tmp_path / "api"))
     with pytest.raises(MrsynthError, match="mrsynth crossval runs in one process"):
         run_crossval(data, RunSettings(ModelConfig(("t1", "t2"), "flair"), TrainConfig(), PreprocessConfig()), tmp_path / "cv")
     assert main(["train", "--data", str(data), "--inputs", "t1,t2", "--target", "flair", "--out", str(tmp_path / "t")]) == 2
     assert "runs in one process" not in capsys.readouterr().err  # train is DDP's: it fails on the missing data instead
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    assert main(["evaluate", "--model", "pretrained:flair", "--data", str(data), "--out", str(tmp_path / "ev")]) == 2
+    assert "WORLD_SIZE='two' is not a number of processes" in capsys.readouterr().err
     monkeypatch.setenv("WORLD_SIZE", "1")  # torchrun with one process is one process
     assert main(["crossval", "--data", str(data), "--inputs", "t1,t2", "--target", "flair", "--out", str(tmp_path / "cv")]) == 2
     assert "runs in one process" not in capsys.readouterr().err

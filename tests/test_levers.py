@@ -193,7 +193,6 @@ def test_warm_start_matches_encoders_by_contrast(tmp_path) -> None:
         warm_start(source, ModelConfig(inputs=("t1",), target="t2", **TINY))
 
 
-
 def test_warm_start_from_an_ensemble_starts_member_k_from_network_k(tmp_path) -> None:
     from mrsynth.training.checkpoint import combine_checkpoints, save_checkpoint
     from mrsynth.training.warm_start import load_warm_start
@@ -205,10 +204,14 @@ def test_warm_start_from_an_ensemble_starts_member_k_from_network_k(tmp_path) ->
     second = replace(first, state_dict={key: value + 1.0 for key, value in first.state_dict.items()})
     save_checkpoint(combine_checkpoints([first, second]), tmp_path / "pair.pt")
     key = "decoder.to_image.weight"
-    starts = [load_warm_start(tmp_path / "pair.pt", config, member=k).state_dict[key] for k in range(3)]
+    starts = [load_warm_start(tmp_path / "pair.pt", config, member=k) for k in range(3)]
     for start, network in zip(starts, [first, second, first]):  # a third member cycles back to network 1
-        torch.testing.assert_close(start, network.state_dict[key])
-    torch.testing.assert_close(load_warm_start(tmp_path / "src", config, member=1).state_dict[key], first.state_dict[key])
+        torch.testing.assert_close(start.state_dict[key], network.state_dict[key])
+    assert [start.source[-len("(network 1 of 2)"):] for start in starts] == [f"(network {n} of 2)" for n in (1, 2, 1)]
+    single = load_warm_start(tmp_path / "src", config, member=1)
+    torch.testing.assert_close(single.state_dict[key], first.state_dict[key])
+    assert single.source == str(tmp_path / "src")
+
 
 WARM_PRESENT = torch.tensor([[True, True, True], [True, False, True], [False, False, True], [True, True, False]])
 

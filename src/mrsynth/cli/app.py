@@ -8,21 +8,31 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from mrsynth.contrasts import parse_contrast_list
 from mrsynth.training.distributed import refuse_multiple_processes
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
-                  help="Robust multi-input MR image synthesis (Joyce et al., MICCAI 2017) from any subset of contrasts.")
 MULTI_PROCESS_COMMANDS = ("train",)  # the commands that torchrun may start once per GPU (DDP)
 
 
-@app.callback()
-def _one_process_unless_training(ctx: typer.Context) -> None:
-    # every other command would repeat its whole job in each of torchrun's processes, writing the same files
-    if ctx.invoked_subcommand not in MULTI_PROCESS_COMMANDS:
-        refuse_multiple_processes(f"mrsynth {ctx.invoked_subcommand}")
+class _OneProcessGroup(TyperGroup):
+    """The top-level group: every command but those in ``MULTI_PROCESS_COMMANDS`` refuses a torchrun launch
+    with several processes (each would repeat the whole job and write the same files); ``--help`` still works."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        asks_for_help = any(arg in ctx.help_option_names for arg in rest)
+        if name is not None and name not in MULTI_PROCESS_COMMANDS and not asks_for_help:
+            refuse_multiple_processes(f"mrsynth {name}")
+        return name, command, rest
+
+
+app = typer.Typer(cls=_OneProcessGroup, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,
+                  help="Robust multi-input MR image synthesis (Joyce et al., MICCAI 2017) from any subset of contrasts.")
 
 
 def _contrasts(text: str) -> tuple[str, ...]:

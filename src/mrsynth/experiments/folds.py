@@ -86,9 +86,9 @@ def _fit(method: Method, train: SliceSet, settings: RunSettings, run_dir: Path, 
             initial_state, model_config = states[k % len(states)], source.model_config
             training_data["init_from"] = str(method.initial)
         elif (init := resolve_init(settings.init_from, model_config)) is not None:
-            initial_state = load_warm_start(init, model_config, train_config.seed, settings.preprocess,
-                                            member=k).state_dict
-            training_data["init_from"] = str(init)
+            start = load_warm_start(init, model_config, train_config.seed, settings.preprocess, member=k)
+            initial_state = start.state_dict
+            training_data.update(init_from=str(init), init_source=start.source)
         result = train_model(train, model_config, train_config, member_dir, preprocess=settings.preprocess.to_dict(),
                              training_data=training_data,
                              resume=settings.resume and (member_dir / "last.pt").exists(), overwrite=not settings.resume,

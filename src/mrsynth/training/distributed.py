@@ -48,7 +48,12 @@ def launched_by_torchrun(env: Mapping[str, str] = os.environ) -> bool:
 
 def torchrun_processes(env: Mapping[str, str] = os.environ) -> int:
     """How many processes torchrun started for this job; 1 when it was not launched by torchrun."""
-    return int(env["WORLD_SIZE"]) if launched_by_torchrun(env) else 1
+    if not launched_by_torchrun(env):
+        return 1
+    try:
+        return int(env["WORLD_SIZE"])
+    except ValueError:
+        raise MrsynthError(f"WORLD_SIZE={env['WORLD_SIZE']!r} is not a number of processes") from None
 
 
 def wants_ddp(requested: bool | None, env: Mapping[str, str] = os.environ) -> bool:
@@ -63,8 +68,8 @@ def refuse_multiple_processes(command: str, env: Mapping[str, str] = os.environ)
     with more than one process: every rank would repeat the whole job and write the same files."""
     if (processes := torchrun_processes(env)) > 1:
         raise MrsynthError(f"{command} runs in one process, but torchrun started {processes}: every one would "
-                           f"repeat the whole job and write the same files. Run it without torchrun (one GPU each; "
-                           f"several runs at once, e.g. --fold K, use several GPUs); torchrun is for mrsynth train")
+                           f"repeat the whole job and write the same files. Run it without torchrun: only mrsynth train "
+                           f"uses several processes (to use several GPUs otherwise, start one run per GPU)")
 
 
 def rank_device(name: str, local_rank: int) -> torch.device:

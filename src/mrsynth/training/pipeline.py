@@ -148,7 +148,8 @@ def _train_members(slices: SliceSet, model_config: ModelConfig, train_config: Tr
         if init_from is not None:
             start = load_warm_start(init_from, model_config, member_config.seed, preprocess, member=k)
             initial_state = start.state_dict
-            description = {"init_from": str(init_from), "init_contrasts": list(start.initialised)}
+            description = {"init_from": str(init_from), "init_source": start.source,
+                           "init_contrasts": list(start.initialised)}
             if start.fresh and k == 0:
                 log.warning("%s has no encoder for %s; those start from scratch", init_from, ", ".join(start.fresh))
         member_resume = resume and (ensemble == 1 or (member_dir / LAST_NAME).exists())
