@@ -107,7 +107,7 @@ def test_models_lists_or_says_none(capsys) -> None:
     assert "pretrained:" in out or "no pretrained models" in out
 
 
-def test_train_preset_levers_and_warm_start(trained, capsys) -> None:
+def test_train_preset_levers_and_warm_start(trained, capsys, caplog) -> None:
     root, manifest = trained
     common = ["train", "--data", str(manifest), "--inputs", "t2,t1", "--target", "flair", "--epochs", "1", "--size", "16x16",
               "--latent-channels", "4", "--batch-size", "4", "--device", "cpu", "--no-progress",
@@ -118,6 +118,9 @@ def test_train_preset_levers_and_warm_start(trained, capsys) -> None:
                           "--cross-synthesis", "0.5", "--test-time-flip-ap", "--slice-smoothing", "0.7",
                           "--augment-flip-ap", "0.25", "--augment-elastic", "0.5", "--individual-mse-weight", "0.75"])
     assert code == 0
+    # the paper preset trains one network from the two-network run: said as one WARNING line, no Python warning
+    assert f"{root / 'run'} holds 2 networks and this run trains 1: it starts from network 1 only" in caplog.text
+    assert "UserWarning" not in capsys.readouterr().err
     checkpoint, _ = load_checkpoint(root / "paper" / "model.pt")
     train, model = checkpoint.train_config, checkpoint.model_config
     assert train.augment.enabled and train.schedule == "cosine" and train.loss_weights.fused_mse == 0.5

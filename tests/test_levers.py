@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -208,6 +209,11 @@ def test_warm_start_from_an_ensemble_starts_member_k_from_network_k(tmp_path) ->
     for start, network in zip(starts, [first, second, first]):  # a third member cycles back to network 1
         torch.testing.assert_close(start.state_dict[key], network.state_dict[key])
     assert [start.source[-len("(network 1 of 2)"):] for start in starts] == [f"(network {n} of 2)" for n in (1, 2, 1)]
+    with pytest.warns(UserWarning, match=r"holds 2 networks and this run trains 1: it starts from network 1 only"):
+        load_warm_start(tmp_path / "pair.pt", config, member=0, ensemble=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # as many networks as the run trains: nothing goes unused
+        load_warm_start(tmp_path / "pair.pt", config, member=0, ensemble=2)
     single = load_warm_start(tmp_path / "src", config, member=1)
     torch.testing.assert_close(single.state_dict[key], first.state_dict[key])
     assert single.source == str(tmp_path / "src")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
+from pathlib import Path
 
 import typer
 
@@ -25,9 +27,29 @@ from mrsynth.errors import MrsynthError
 from mrsynth.cli import core, data, experiments, models, qa  # noqa: E402,F401
 
 
+_PACKAGE = Path(__file__).resolve().parents[1]
+log = logging.getLogger("mrsynth")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors end with one line on stderr and exit code 2, never a traceback."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    with warnings.catch_warnings():  # restores the default display when main returns
+        default_display = warnings.showwarning
+
+        def display(message, category, filename, lineno, file=None, line=None) -> None:
+            """mrsynth's own warnings as one ``WARNING:`` line like its log, others as Python shows them."""
+            if Path(filename).resolve().is_relative_to(_PACKAGE):
+                log.warning("%s", message)
+            else:
+                default_display(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = display
+        return _run_app(argv)
+
+
+def _run_app(argv: list[str] | None) -> int:
+    """The app, with :class:`MrsynthError` and click's errors as one line on stderr."""
     try:
         result = app(args=argv, standalone_mode=False)
         return int(result or 0) if isinstance(result, int) else 0

@@ -86,7 +86,8 @@ def _fit(method: Method, train: SliceSet, settings: RunSettings, run_dir: Path, 
             initial_state, model_config = states[k % len(states)], source.model_config
             training_data["init_from"] = str(method.initial)
         elif (init := resolve_init(settings.init_from, model_config)) is not None:
-            start = load_warm_start(init, model_config, train_config.seed, settings.preprocess, member=k)
+            start = load_warm_start(init, model_config, train_config.seed, settings.preprocess, member=k,
+                                    ensemble=settings.ensemble)
             initial_state = start.state_dict
             training_data.update(init_from=str(init), init_source=start.source)
         result = train_model(train, model_config, train_config, member_dir, preprocess=settings.preprocess.to_dict(),

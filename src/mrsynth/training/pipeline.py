@@ -146,7 +146,7 @@ def _train_members(slices: SliceSet, model_config: ModelConfig, train_config: Tr
         member_dir = run_dir if ensemble == 1 else run_dir / f"member{k + 1}"
         initial_state, description = None, {}
         if init_from is not None:
-            start = load_warm_start(init_from, model_config, member_config.seed, preprocess, member=k)
+            start = load_warm_start(init_from, model_config, member_config.seed, preprocess, member=k, ensemble=ensemble)
             initial_state = start.state_dict
             description = {"init_from": str(init_from), "init_source": start.source,
                            "init_contrasts": list(start.initialised)}

@@ -116,17 +116,24 @@ def _fit_input_channels(value: torch.Tensor, fresh: torch.Tensor, context: int, 
 
 
 def load_warm_start(model: str | Path, target: ModelConfig, seed: int = 0,
-                    preprocess: PreprocessConfig | None = None, member: int = 0) -> WarmStart:
+                    preprocess: PreprocessConfig | None = None, member: int = 0,
+                    ensemble: int | None = None) -> WarmStart:
     """:func:`warm_start` from a checkpoint file, run folder or ``pretrained:NAME``.
 
     An ensemble source starts ensemble ``member`` k from its network k (cycling when it has fewer),
-    so the members of a warm-started ensemble do not all start alike.
+    so the members of a warm-started ensemble do not all start alike. Given the run's ``ensemble``
+    size, member 0 warns when the source holds more networks than the run trains (some go unused).
     With the run's ``preprocess``, warns (once per message) when the source saw its inputs
     scaled otherwise: its encoders then start off-scale and fine-tuning has to adapt them.
     """
     path = resolve_model_path(model)
     checkpoint, _ = load_checkpoint(path)
     networks = [checkpoint.state_dict, *checkpoint.members]
+    if ensemble is not None and member == 0 and len(networks) > ensemble:
+        used = "network 1" if ensemble == 1 else f"networks 1-{ensemble}"
+        warnings.warn(f"{model} holds {len(networks)} networks and this run trains {ensemble}: it starts from "
+                      f"{used} only, not from their average (--ensemble {len(networks)} starts one from each)",
+                      stacklevel=2)
     checkpoint = replace(checkpoint, state_dict=networks[member % len(networks)], members=[])
     name = str(model) if len(networks) == 1 else f"{model} (network {member % len(networks) + 1} of {len(networks)})"
     if preprocess is not None and checkpoint.preprocess:
