@@ -137,6 +137,43 @@ def test_individual_mse_term_sums_each_latent_decoded_alone() -> None:
         LossWeights(individual_mse=-0.1)
 
 
+def test_subset_fusion_term_decodes_each_proper_subset_of_the_present_inputs(tmp_path) -> None:
+    from mrsynth.model import MultiInputSynthesisNet, synthesis_loss
+
+    torch.manual_seed(0)
+    net = MultiInputSynthesisNet(ModelConfig(inputs=("t1", "t1c", "t2"), target="flair", **TINY))
+    images, target = torch.rand(3, 3, 16, 16), torch.rand(3, 1, 16, 16)
+    present = torch.tensor([[True, True, True], [True, False, True], [False, True, False]])
+    with torch.no_grad():
+        plain_output = net(images, present)
+        output = net(images, present, decode_subsets=True)
+        # only sample 0 has a proper subset of two or more: its pairs t1+t1c, t1+t2, t1c+t2, in that order
+        assert output.subset_batch.tolist() == [0, 0, 0]
+        own = output.aligned_latents[output.pair_batch == 0]
+        pairs = [torch.maximum(own[i], own[j]) for i, j in ((0, 1), (0, 2), (1, 2))]
+        torch.testing.assert_close(output.subset_images, net.decoder(torch.stack(pairs)))
+    torch.testing.assert_close(output.image, plain_output.image)  # the other outputs do not change
+    torch.testing.assert_close(output.individual_images, plain_output.individual_images)
+    assert plain_output.subset_images is None
+    errors = [output.subset_images[q] - target[0] for q in range(3)]
+    expected = sum(float(e.abs().mean() + e.square().mean()) for e in errors) / 3  # summed per sample, / batch size
+    plain = synthesis_loss(output, target)
+    weighted = synthesis_loss(output, target, LossWeights(subset_fusion=0.5))
+    assert float(plain.subset_fusion) == pytest.approx(expected, rel=1e-5)
+    assert float(weighted.total) == pytest.approx(float(plain.total) + 0.5 * expected, rel=1e-5)
+    with pytest.raises(ValueError, match="decode_subsets"):
+        synthesis_loss(plain_output, target, LossWeights(subset_fusion=1.0))
+    assert PAPER.resolve().subset_fusion == 0.0 and DEFAULT.resolve().subset_fusion == 0.0
+    with pytest.raises(ValueError):
+        LossWeights(subset_fusion=-1.0)
+    # training with the term records it per epoch
+    slices = toy_slices(contrasts=("t1", "t1c", "t2"))
+    config = TrainConfig(epochs=1, batch_size=8, device="cpu", progress=False,
+                         loss_weights=LossWeights(subset_fusion=1.0))
+    result = train_model(slices, ModelConfig(inputs=slices.contrasts, target="flair", **TINY), config, tmp_path / "run")
+    assert result.history[0]["train_subset_fusion"] > 0
+
+
 def test_presets_fill_what_the_user_did_not_give() -> None:
     model, train = ModelConfig(inputs=("t1",), target="flair"), TrainConfig()
     paper_model, paper_train = PAPER.apply(model, train)

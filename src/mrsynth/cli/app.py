@@ -79,6 +79,7 @@ ScheduleOpt = Annotated[Optional[str], typer.Option("--schedule", help="Learning
 WarmupOpt = Annotated[Optional[int], typer.Option("--warmup-epochs", help="Epochs over which the learning rate ramps up from ~0 [default: the preset's].")]
 MseWeightOpt = Annotated[Optional[float], typer.Option("--mse-weight", min=0.0, help="Weight of an extra MSE term on the fused output [default: the preset's; paper: 0].")]
 IndividualMseOpt = Annotated[Optional[float], typer.Option("--individual-mse-weight", min=0.0, help="Weight of an extra MSE term on each input's latent decoded on its own, the synthesis from that input alone [default: the preset's; paper: 0].")]
+SubsetFusionOpt = Annotated[Optional[float], typer.Option("--subset-fusion-weight", min=0.0, help="Weight of an extra MAE + MSE term on the synthesis from each proper subset of two or more of a sample's inputs (e.g. T1 + T2 of a sample with T1, T1c and T2) [default: the preset's, 0].")]
 VarianceWeightOpt = Annotated[Optional[float], typer.Option("--variance-weight", min=0.0, help="Weight of the cost's latent-variance term, which pulls the contrasts' latents together [default: the preset's, 1 as in the paper; train: what --loss-weights gives].")]
 FlipOpt = Annotated[Optional[bool], typer.Option("--test-time-flip/--no-test-time-flip", help="The model averages its output with that of the left-right flipped input at synthesis [default: the preset's].")]
 FlipApOpt = Annotated[Optional[bool], typer.Option("--test-time-flip-ap/--no-test-time-flip-ap", help="Synthesis also averages over front-back flipped inputs (with --test-time-flip: all four flips) [default: the preset's].")]
@@ -97,6 +98,7 @@ LEVER_OPTIONS = {"preset": (PresetOpt, "default"), "val_fraction": (ValFractionO
                  "augment_flip_ap": (FlipApAugmentOpt, None), "augment_elastic": (ElasticAugmentOpt, None), "schedule": (ScheduleOpt, None),
                  "warmup_epochs": (WarmupOpt, None), "mse_weight": (MseWeightOpt, None),
                  "variance_weight": (VarianceWeightOpt, None), "individual_mse_weight": (IndividualMseOpt, None),
+                 "subset_fusion_weight": (SubsetFusionOpt, None),
                  "test_time_flip": (FlipOpt, None), "test_time_flip_ap": (FlipApOpt, None),
                  "slice_smoothing": (SliceSmoothingOpt, None), "calibrate_mean": (CalibrateOpt, None),
                  "context_slices": (ContextOpt, None),
@@ -127,6 +129,7 @@ def with_levers(command: Callable[..., Any]) -> Callable[..., Any]:
                         input_dropout=given["input_dropout"], input_normalisation=given["input_normalisation"],
                         latent_variance=given["variance_weight"], calibrate_mean=given["calibrate_mean"],
                         cross_synthesis=given["cross_synthesis"], individual_mse=given["individual_mse_weight"],
+                        subset_fusion=given["subset_fusion_weight"],
                         ensemble=given["ensemble"])
         return command(*args, preset=given["preset"], levers=levers, **kwargs)
 

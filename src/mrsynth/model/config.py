@@ -96,7 +96,9 @@ class LossWeights:
     evaluation metric is MSE, and a squared loss predicts the conditional mean where MAE predicts
     the median. ``cross_synthesis`` (0 in the paper) weighs the MAE of the model's input decoders
     (``ModelConfig.cross_synthesis``), which synthesise every input contrast the sample has from
-    the fused latent and from each latent alone.
+    the fused latent and from each latent alone. ``subset_fusion`` (0 in the paper) weighs the MAE +
+    MSE of the output fused from each proper subset of two or more of a sample's present inputs
+    (e.g. T1 + T2 of a sample that has T1, T1c and T2), summed like the individual terms.
     """
 
     fused_mae: float = 1.0
@@ -105,10 +107,11 @@ class LossWeights:
     fused_mse: float = 0.0
     cross_synthesis: float = 0.0
     individual_mse: float = 0.0
+    subset_fusion: float = 0.0
 
     def __post_init__(self) -> None:
         if min(self.fused_mae, self.latent_variance, self.individual_mae, self.fused_mse, self.cross_synthesis,
-               self.individual_mse) < 0:
+               self.individual_mse, self.subset_fusion) < 0:
             raise ValueError("loss weights must be >= 0")
 
     def to_dict(self) -> dict[str, float]:

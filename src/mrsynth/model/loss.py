@@ -1,7 +1,8 @@
 """The paper's cost: MAE of the fused output + mean voxel-wise latent variance + sum of individual MAEs.
 
-Three optional terms go beyond the paper: the fused output's MSE, the MSE of each latent decoded
-on its own (summed like the individual MAEs), and the MAE of a cross-synthesis
+Four optional terms go beyond the paper: the fused output's MSE, the MSE of each latent decoded
+on its own (summed like the individual MAEs), the MAE + MSE of the output fused from each proper
+subset of the present inputs (summed likewise), and the MAE of a cross-synthesis
 model's input decoders (every present input contrast synthesised from the fused latent and from
 each latent alone, in the manner of Chartsias et al., IEEE TMI 2018).
 """
@@ -27,12 +28,14 @@ class LossTerms:
     fused_mse: torch.Tensor
     cross_mae: torch.Tensor
     individual_mse: torch.Tensor
+    subset_fusion: torch.Tensor
 
     def as_floats(self) -> dict[str, float]:
         return {name: float(getattr(self, name).detach()) for name in TERM_NAMES}
 
 
-TERM_NAMES = ("total", "fused_mae", "latent_variance", "individual_mae", "fused_mse", "cross_mae", "individual_mse")
+TERM_NAMES = ("total", "fused_mae", "latent_variance", "individual_mae", "fused_mse", "cross_mae", "individual_mse",
+              "subset_fusion")
 
 
 def mean_voxelwise_variance(latents: torch.Tensor, pair_batch: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -98,6 +101,13 @@ def synthesis_loss(output: SynthesisOutput, target: torch.Tensor, weights: LossW
     individual_mse = individual_error.square().mean(dim=1).sum() / batch_size
     total = (weights.fused_mae * fused_mae + weights.latent_variance * variance + weights.individual_mae * individual_mae
              + weights.fused_mse * fused_mse + weights.individual_mse * individual_mse)
+    subsets = total.new_zeros(())
+    if output.subset_images is not None and output.subset_batch is not None:
+        subset_error = (output.subset_images.float() - target[output.subset_batch]).flatten(1)
+        subsets = (subset_error.abs().mean(dim=1) + subset_error.square().mean(dim=1)).sum() / batch_size
+        total = total + weights.subset_fusion * subsets
+    elif weights.subset_fusion > 0:
+        raise ValueError("a subset-fusion weight needs the subsets decoded: run the model with decode_subsets=True")
     cross = total.new_zeros(())
     if output.input_images is not None:  # added even at weight 0, so that every parameter takes part in the loss
         if inputs is None:
@@ -107,4 +117,4 @@ def synthesis_loss(output: SynthesisOutput, target: torch.Tensor, weights: LossW
     elif weights.cross_synthesis > 0:
         raise ValueError("a cross-synthesis weight needs a model with input decoders (ModelConfig(cross_synthesis=True))")
     return LossTerms(total=total, fused_mae=fused_mae, latent_variance=variance, individual_mae=individual_mae,
-                     fused_mse=fused_mse, cross_mae=cross, individual_mse=individual_mse)
+                     fused_mse=fused_mse, cross_mae=cross, individual_mse=individual_mse, subset_fusion=subsets)

@@ -11,7 +11,7 @@ from torch.func import functional_call
 from mrsynth.model.config import ModelConfig
 from mrsynth.model.decoder import ShallowDecoder
 from mrsynth.model.encoder import UNetEncoder
-from mrsynth.model.fusion import fuse
+from mrsynth.model.fusion import fuse, fuse_subsets
 from mrsynth.model.spatial_transformer import AffineSpatialTransformer
 
 
@@ -36,6 +36,10 @@ class SynthesisOutput:
     # (C, B + P, 1, H, W): the fused latents, then each aligned latent, through input contrast c's decoder
     # (only for a model with ModelConfig.cross_synthesis, in training: decode_individual=True)
     input_images: torch.Tensor | None = None
+    # (Q, 1, H, W): the latents fused over each proper subset of two or more of a sample's present
+    # contrasts, decoded (only in training with decode_subsets=True); subset_batch (Q,) their samples
+    subset_images: torch.Tensor | None = None
+    subset_batch: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -174,18 +178,29 @@ class MultiInputSynthesisNet(nn.Module):
         warped = self.spatial_transformer(reference, latents[moving])
         return latents.index_copy(0, moving, warped.to(latents.dtype))
 
-    def forward(self, images: torch.Tensor, present: torch.Tensor, decode_individual: bool = True) -> SynthesisOutput:
+    def forward(self, images: torch.Tensor, present: torch.Tensor, decode_individual: bool = True,
+                decode_subsets: bool = False) -> SynthesisOutput:
+        """Synthesise from the present inputs; in training also each latent decoded alone
+        (``decode_individual``) and, with ``decode_subsets``, the fusion of each proper subset."""
         batch_size = images.shape[0]
         latents, pair_batch, pair_contrast = self.encode(images, present)
         aligned = self.align(latents, pair_batch, batch_size)
         fused = fuse(self.config.fusion, aligned, pair_batch, pair_contrast, batch_size, len(self.encoders))
-        inputs_decoded = None
+        inputs_decoded, subset_images, subset_batch = None, None, None
         if decode_individual:
             every_latent = torch.cat([fused, aligned])
-            decoded = self.decoder(every_latent)
-            image, individual = decoded[:batch_size], decoded[batch_size:]
+            to_decode = every_latent
+            if decode_subsets:
+                subset_latents, subset_batch = fuse_subsets(self.config.fusion, aligned, pair_batch, pair_contrast,
+                                                            batch_size, len(self.encoders))
+                to_decode = torch.cat([every_latent, subset_latents])
+            decoded = self.decoder(to_decode)
+            image, individual = decoded[:batch_size], decoded[batch_size:len(every_latent)]
+            if decode_subsets:
+                subset_images = decoded[len(every_latent):]
             if self.input_decoders is not None:
                 inputs_decoded = torch.stack([decoder(every_latent) for decoder in self.input_decoders])
         else:
             image, individual = self.decoder(fused), None
-        return SynthesisOutput(image, fused, aligned, pair_batch, pair_contrast, individual, inputs_decoded)
+        return SynthesisOutput(image, fused, aligned, pair_batch, pair_contrast, individual, inputs_decoded,
+                               subset_images, subset_batch)

@@ -55,6 +55,8 @@ def progress_terms(values: dict[str, float], weights: LossWeights) -> dict[str, 
         shown["mse"] = "fused_mse"
     if weights.individual_mse > 0:
         shown["ind_mse"] = "individual_mse"
+    if weights.subset_fusion > 0:
+        shown["subsets"] = "subset_fusion"
     if weights.cross_synthesis > 0:
         shown["cross"] = "cross_mae"
     return {label: f"{values[name]:.4f}" for label, name in shown.items()}
@@ -117,12 +119,18 @@ def build_model(model_config: ModelConfig, speed: SpeedSettings, device: torch.d
     return model
 
 
+def batch_loss(model: torch.nn.Module, batch: Batch, config: TrainConfig) -> LossTerms:
+    """The cost of ``model`` on ``batch``, decoding what ``config.loss_weights`` needs."""
+    output = model(batch.images, batch.present, decode_subsets=config.loss_weights.subset_fusion > 0)
+    return synthesis_loss(output, batch.target, config.loss_weights, inputs=batch.input_targets,
+                          available=batch.available)
+
+
 def train_step(model: torch.nn.Module, optimiser: torch.optim.Optimizer, batch: Batch, config: TrainConfig,
                device: torch.device, amp: bool) -> LossTerms:
     """One Adam step on ``batch`` (its loss scaled by ``batch.weight``); returns the unscaled terms."""
     with _autocast(device, amp):
-        terms = synthesis_loss(model(batch.images, batch.present), batch.target, config.loss_weights,
-                               inputs=batch.input_targets, available=batch.available)
+        terms = batch_loss(model, batch, config)
     optimiser.zero_grad(set_to_none=True)
     (terms.total if batch.weight == 1.0 else terms.total * batch.weight).backward()
     optimiser.step()
@@ -143,8 +151,7 @@ def evaluate_loss(model: MultiInputSynthesisNet, slices: SliceSet, rows: np.ndar
     sums = dict.fromkeys(TERMS, 0.0)
     with torch.inference_mode(), _autocast(device, config.amp):
         for batch in iterate_batches(slices, rows, config.batch_size, device, neighbours=neighbours):
-            terms = synthesis_loss(model(batch.images, batch.present), batch.target, config.loss_weights,
-                                   inputs=batch.input_targets, available=batch.available).as_floats()
+            terms = batch_loss(model, batch, config).as_floats()
             for name in TERMS:
                 sums[name] += terms[name] * len(batch.target)
     sums = all_reduce_sums(sums, context, device)
