@@ -163,6 +163,8 @@ def test_subset_fusion_term_decodes_each_proper_subset_of_the_present_inputs(tmp
     assert float(weighted.total) == pytest.approx(float(plain.total) + 0.5 * expected, rel=1e-5)
     with pytest.raises(ValueError, match="decode_subsets"):
         synthesis_loss(plain_output, target, LossWeights(subset_fusion=1.0))
+    with pytest.raises(ValueError, match="needs decode_individual"):
+        net(images, present, decode_individual=False, decode_subsets=True)
     assert PAPER.resolve().subset_fusion == 0.0 and DEFAULT.resolve().subset_fusion == 0.0
     with pytest.raises(ValueError):
         LossWeights(subset_fusion=-1.0)
@@ -233,7 +235,7 @@ def test_warm_start_matches_encoders_by_contrast(tmp_path) -> None:
 
 def test_warm_start_from_an_ensemble_starts_member_k_from_network_k(tmp_path) -> None:
     from mrsynth.training.checkpoint import combine_checkpoints, save_checkpoint
-    from mrsynth.training.warm_start import load_warm_start
+    from mrsynth.training.warm_start import load_warm_start, warn_unused_networks
 
     slices = toy_slices()
     config = ModelConfig(inputs=slices.contrasts, target="flair", **TINY)
@@ -251,6 +253,8 @@ def test_warm_start_from_an_ensemble_starts_member_k_from_network_k(tmp_path) ->
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # as many networks as the run trains: nothing goes unused
         load_warm_start(tmp_path / "pair.pt", config, member=0, ensemble=2)
+    with pytest.warns(UserWarning, match=r"holds 3 networks and this run trains 2: it starts from networks 1-2 only"):
+        warn_unused_networks("trio.pt", 3, 2)  # also what a fold run says when its source ensemble is larger
     single = load_warm_start(tmp_path / "src", config, member=1)
     torch.testing.assert_close(single.state_dict[key], first.state_dict[key])
     assert single.source == str(tmp_path / "src")

@@ -39,8 +39,9 @@ def main(argv: list[str] | None = None) -> int:
 
         def display(message, category, filename, lineno, file=None, line=None) -> None:
             """mrsynth's own warnings as one ``WARNING:`` line like its log, others as Python shows them."""
-            if Path(filename).resolve().is_relative_to(_PACKAGE):
-                log.warning("%s", message)
+            path = Path(filename)
+            if path.is_absolute() and path.resolve().is_relative_to(_PACKAGE):
+                log.warning("%s", message if category is UserWarning else f"{category.__name__}: {message}")
             else:
                 default_display(message, category, filename, lineno, file, line)
 

@@ -25,7 +25,7 @@ from mrsynth.experiments.methods import BLEND, MODEL, Method, baseline_predictor
 from mrsynth.training import (TrainConfig, kfold_subjects, load_checkpoint, save_checkpoint, split_subjects,
                               train_model)
 from mrsynth.training.checkpoint import combine_checkpoints
-from mrsynth.training.warm_start import load_warm_start, resolve_init
+from mrsynth.training.warm_start import load_warm_start, resolve_init, warn_unused_networks
 
 
 @dataclass
@@ -83,6 +83,8 @@ def _fit(method: Method, train: SliceSet, settings: RunSettings, run_dir: Path, 
         if method.initial is not None:  # member k of an ensemble starts from the source's member k
             source, _ = load_checkpoint(method.initial)
             states = [source.state_dict, *source.members]
+            if k == 0:
+                warn_unused_networks(method.initial, len(states), settings.ensemble)
             initial_state, model_config = states[k % len(states)], source.model_config
             training_data["init_from"] = str(method.initial)
         elif (init := resolve_init(settings.init_from, model_config)) is not None:

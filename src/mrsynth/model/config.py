@@ -97,8 +97,9 @@ class LossWeights:
     the median. ``cross_synthesis`` (0 in the paper) weighs the MAE of the model's input decoders
     (``ModelConfig.cross_synthesis``), which synthesise every input contrast the sample has from
     the fused latent and from each latent alone. ``subset_fusion`` (0 in the paper) weighs the MAE +
-    MSE of the output fused from each proper subset of two or more of a sample's present inputs
-    (e.g. T1 + T2 of a sample that has T1, T1c and T2), summed like the individual terms.
+    MSE of the decoded fusion of each proper subset of two or more of a sample's aligned latents
+    (e.g. T1 + T2 of a sample that has T1, T1c and T2), summed like the individual terms, so a
+    sample with n inputs adds 2**n - n - 2 of them (3 with three inputs, 10 with four).
     """
 
     fused_mae: float = 1.0

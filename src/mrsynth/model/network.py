@@ -181,7 +181,10 @@ class MultiInputSynthesisNet(nn.Module):
     def forward(self, images: torch.Tensor, present: torch.Tensor, decode_individual: bool = True,
                 decode_subsets: bool = False) -> SynthesisOutput:
         """Synthesise from the present inputs; in training also each latent decoded alone
-        (``decode_individual``) and, with ``decode_subsets``, the fusion of each proper subset."""
+        (``decode_individual``) and, with ``decode_subsets``, the fusion of each proper subset of the
+        aligned latents (aligned to the sample's first input, not re-aligned per subset)."""
+        if decode_subsets and not decode_individual:
+            raise ValueError("decode_subsets=True needs decode_individual=True: the subsets are decoded with the single latents")
         batch_size = images.shape[0]
         latents, pair_batch, pair_contrast = self.encode(images, present)
         aligned = self.align(latents, pair_batch, batch_size)

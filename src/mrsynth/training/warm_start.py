@@ -115,6 +115,15 @@ def _fit_input_channels(value: torch.Tensor, fresh: torch.Tensor, context: int, 
     raise CheckpointError(f"{name}: its encoder weight of shape {tuple(value.shape)} cannot start one of shape {tuple(fresh.shape)}")
 
 
+def warn_unused_networks(model: str | Path, networks: int, ensemble: int) -> None:
+    """Warn when a source of ``networks`` networks starts an ensemble of ``ensemble``: the rest go unused."""
+    if networks > ensemble:
+        used = "network 1" if ensemble == 1 else f"networks 1-{ensemble}"
+        warnings.warn(f"{model} holds {networks} networks and this run trains {ensemble}: it starts from "
+                      f"{used} only, not from their average (--ensemble {networks} starts one from each)",
+                      stacklevel=3)
+
+
 def load_warm_start(model: str | Path, target: ModelConfig, seed: int = 0,
                     preprocess: PreprocessConfig | None = None, member: int = 0,
                     ensemble: int | None = None) -> WarmStart:
@@ -129,11 +138,8 @@ def load_warm_start(model: str | Path, target: ModelConfig, seed: int = 0,
     path = resolve_model_path(model)
     checkpoint, _ = load_checkpoint(path)
     networks = [checkpoint.state_dict, *checkpoint.members]
-    if ensemble is not None and member == 0 and len(networks) > ensemble:
-        used = "network 1" if ensemble == 1 else f"networks 1-{ensemble}"
-        warnings.warn(f"{model} holds {len(networks)} networks and this run trains {ensemble}: it starts from "
-                      f"{used} only, not from their average (--ensemble {len(networks)} starts one from each)",
-                      stacklevel=2)
+    if ensemble is not None and member == 0:
+        warn_unused_networks(model, len(networks), ensemble)
     checkpoint = replace(checkpoint, state_dict=networks[member % len(networks)], members=[])
     name = str(model) if len(networks) == 1 else f"{model} (network {member % len(networks) + 1} of {len(networks)})"
     if preprocess is not None and checkpoint.preprocess:
