@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -144,6 +145,24 @@ def test_train_preset_levers_and_warm_start(trained, capsys, caplog, recwarn) ->
     assert "encoder_features" in capsys.readouterr().err
     assert main(common + ["--out", str(root / "bad"), "--decoder-layers", "0"]) == 2
     assert "decoder_layers must be at least 1" in capsys.readouterr().err
+
+
+def test_only_rank_zero_reports_warnings_under_torchrun(trained, monkeypatch, caplog, capsys) -> None:
+    root, manifest = trained
+    args = ["train", "--data", str(manifest), "--inputs", "t1,t2", "--target", "flair", "--epochs", "1", "--size", "16x16",
+            "--features", "4", "--latent-channels", "4", "--batch-size", "4", "--device", "cpu", "--no-progress",
+            "--cache-dir", str(root / "cache"), "--preset", "paper", "--init-from", str(root / "run"), "--no-ddp"]
+    for rank in (1, 0):  # a second rank of a torchrun job (trained without DDP here), then rank 0 for contrast
+        for name, value in {"RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank)}.items():
+            monkeypatch.setenv(name, value)
+        caplog.clear()
+        assert main(args + ["--out", str(root / f"rank{rank}")]) == 0
+        assert ("holds 2 networks" in caplog.text) == (rank == 0)
+    capsys.readouterr()
+    monkeypatch.setenv("RANK", "1")
+    assert main(args + ["--out", str(root / "rank0")]) == 2  # the run exists: errors still show on any rank
+    assert "mrsynth: error:" in capsys.readouterr().err
+    assert logging.getLogger("mrsynth").level == logging.NOTSET  # main leaves the log level as it found it
 
 
 def test_ensemble_command_combines_and_refuses_overwrite(trained, capsys) -> None:

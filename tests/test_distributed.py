@@ -16,7 +16,7 @@ from mrsynth.data.preprocessing import PreprocessConfig
 from mrsynth.errors import MrsynthError
 from mrsynth.model import ModelConfig
 from mrsynth.training import TrainConfig, load_checkpoint, train_model
-from mrsynth.training.distributed import setup_distributed, wants_ddp
+from mrsynth.training.distributed import setup_distributed, torchrun_rank, wants_ddp
 from mrsynth.training.pipeline import train_ensemble
 
 from toy import toy_slices
@@ -108,6 +108,9 @@ def test_ddp_needs_torchrun_environment() -> None:
     assert wants_ddp(None, {"RANK": "1", "WORLD_SIZE": "4", "LOCAL_RANK": "1"}) and not wants_ddp(False, {"WORLD_SIZE": "4"})
     with pytest.raises(MrsynthError, match="torchrun"):
         setup_distributed(True, "cpu", env={})
+    assert torchrun_rank({}) == 0 and torchrun_rank({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"}) == 3
+    with pytest.raises(MrsynthError, match="RANK='x' is not a process number"):
+        torchrun_rank({"RANK": "x", "WORLD_SIZE": "4", "LOCAL_RANK": "1"})
 
 
 def test_two_process_ddp_trains_an_ensemble_and_rank_0_writes_the_average(tmp_path) -> None:

@@ -22,6 +22,7 @@ except ImportError:  # older typer uses click itself
 
 from mrsynth.cli.app import app
 from mrsynth.errors import MrsynthError
+from mrsynth.training.distributed import torchrun_rank
 
 # importing a command module registers its commands on the app
 from mrsynth.cli import core, data, experiments, models, qa  # noqa: E402,F401
@@ -46,12 +47,18 @@ def main(argv: list[str] | None = None) -> int:
                 default_display(message, category, filename, lineno, file, line)
 
         warnings.showwarning = display
-        return _run_app(argv)
+        level = log.level
+        try:
+            return _run_app(argv)
+        finally:
+            log.setLevel(level)
 
 
 def _run_app(argv: list[str] | None) -> int:
-    """The app, with :class:`MrsynthError` and click's errors as one line on stderr."""
+    """The app, with :class:`MrsynthError` and click's errors as one line on stderr (``main`` restores the log level)."""
     try:
+        if torchrun_rank() > 0:  # under torchrun rank 0 alone reports warnings; errors still show from every rank
+            log.setLevel(logging.ERROR)
         result = app(args=argv, standalone_mode=False)
         return int(result or 0) if isinstance(result, int) else 0
     except MrsynthError as error:

@@ -46,6 +46,16 @@ def launched_by_torchrun(env: Mapping[str, str] = os.environ) -> bool:
     return all(name in env for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
 
 
+def torchrun_rank(env: Mapping[str, str] = os.environ) -> int:
+    """This process's rank among those torchrun started; 0 when it was not launched by torchrun."""
+    if not launched_by_torchrun(env):
+        return 0
+    try:
+        return int(env["RANK"])
+    except ValueError:
+        raise MrsynthError(f"RANK={env['RANK']!r} is not a process number") from None
+
+
 def torchrun_processes(env: Mapping[str, str] = os.environ) -> int:
     """How many processes torchrun started for this job; 1 when it was not launched by torchrun."""
     if not launched_by_torchrun(env):
