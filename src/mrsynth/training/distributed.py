@@ -46,24 +46,24 @@ def launched_by_torchrun(env: Mapping[str, str] = os.environ) -> bool:
     return all(name in env for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
 
 
+def _torchrun_number(env: Mapping[str, str], name: str, meaning: str, alone: int) -> int:
+    """torchrun's variable ``name`` as an int, or ``alone`` when the process was not launched by torchrun."""
+    if not launched_by_torchrun(env):
+        return alone
+    try:
+        return int(env[name])
+    except ValueError:
+        raise MrsynthError(f"{name}={env[name]!r} is not {meaning}") from None
+
+
 def torchrun_rank(env: Mapping[str, str] = os.environ) -> int:
     """This process's rank among those torchrun started; 0 when it was not launched by torchrun."""
-    if not launched_by_torchrun(env):
-        return 0
-    try:
-        return int(env["RANK"])
-    except ValueError:
-        raise MrsynthError(f"RANK={env['RANK']!r} is not a process number") from None
+    return _torchrun_number(env, "RANK", "a process number", 0)
 
 
 def torchrun_processes(env: Mapping[str, str] = os.environ) -> int:
     """How many processes torchrun started for this job; 1 when it was not launched by torchrun."""
-    if not launched_by_torchrun(env):
-        return 1
-    try:
-        return int(env["WORLD_SIZE"])
-    except ValueError:
-        raise MrsynthError(f"WORLD_SIZE={env['WORLD_SIZE']!r} is not a number of processes") from None
+    return _torchrun_number(env, "WORLD_SIZE", "a number of processes", 1)
 
 
 def wants_ddp(requested: bool | None, env: Mapping[str, str] = os.environ) -> bool:
