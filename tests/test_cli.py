@@ -117,7 +117,8 @@ def test_train_preset_levers_and_warm_start(trained, capsys, caplog, recwarn) ->
                           "--schedule", "cosine", "--mse-weight", "0.5", "--init-from", str(root / "run"),
                           "--loss-weights", "1,0.5,1", "--variance-weight", "0.2", "--decoder-layers", "3",
                           "--cross-synthesis", "0.5", "--test-time-flip-ap", "--slice-smoothing", "0.7",
-                          "--augment-flip-ap", "0.25", "--augment-elastic", "0.5", "--individual-mse-weight", "0.75"])
+                          "--augment-flip-ap", "0.25", "--augment-elastic", "0.5", "--individual-mse-weight", "0.75",
+                          "--decoder-sees-inputs"])
     assert code == 0
     # the paper preset trains one network from the two-network run: said as one WARNING line, no Python warning
     assert f"{root / 'run'} holds 2 networks and this run trains 1: it starts from network 1 only" in caplog.text
@@ -128,7 +129,7 @@ def test_train_preset_levers_and_warm_start(trained, capsys, caplog, recwarn) ->
     assert train.augment.enabled and train.schedule == "cosine" and train.loss_weights.fused_mse == 0.5
     assert train.loss_weights.latent_variance == 0.2  # --variance-weight wins over --loss-weights
     assert not model.test_time_flip and model.encoder_features == 4  # the paper preset, --features given
-    assert model.decoder_layers == 3  # started from the 2-layer run's decoder
+    assert model.decoder_layers == 3 and model.decoder_sees_inputs  # started from the 2-layer run's blind decoder
     assert model.cross_synthesis and train.loss_weights.cross_synthesis == 0.5
     assert model.test_time_flip_ap and model.slice_smoothing == 0.7 and train.augment.flip_ap == 0.25
     assert train.augment.elastic == 0.5 and train.loss_weights.individual_mse == 0.75

@@ -166,6 +166,7 @@ def test_subset_fusion_term_decodes_each_proper_subset_of_the_present_inputs(tmp
     with pytest.raises(ValueError, match="needs decode_individual"):
         net(images, present, decode_individual=False, decode_subsets=True)
     assert PAPER.resolve().subset_fusion == 0.0 and DEFAULT.resolve().subset_fusion == 0.0
+    assert not PAPER.resolve().decoder_sees_inputs and not DEFAULT.resolve().decoder_sees_inputs
     with pytest.raises(ValueError):
         LossWeights(subset_fusion=-1.0)
     # training with the term records it per epoch
@@ -313,6 +314,39 @@ def test_a_shallower_decoder_starts_a_deeper_one_that_computes_the_same(tmp_path
                    replace(source.model_config, decoder_layers=3))
     with pytest.raises(ValueError, match="decoder_layers"):
         ModelConfig(inputs=("t1",), target="flair", decoder_layers=0)
+
+
+def test_a_decoder_that_sees_the_inputs_starts_from_one_that_does_not_and_reads_the_marks(tmp_path) -> None:
+    from mrsynth.model import MultiInputSynthesisNet, synthesis_loss
+    from mrsynth.training.warm_start import warm_start
+
+    source, plain, seeing = _source_and_warm_started(tmp_path, decoder_sees_inputs=True, decoder_layers=3)
+    assert seeing.decoder.conv1.in_channels == plain.decoder.conv1.in_channels + 3  # one mark per input contrast
+    images = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = plain(images, WARM_PRESENT).image
+        torch.testing.assert_close(seeing(images, WARM_PRESENT).image, expected)  # zero weights on the marks
+        seeing.decoder.conv1.weight[:, 4 + 2] += 0.5  # the dwi mark (third input, after the 4 latent channels) is read
+        moved = seeing(images, WARM_PRESENT).image
+        assert not torch.allclose(moved[:3], expected[:3])  # samples 0-2 fuse dwi
+        torch.testing.assert_close(moved[3], expected[3])  # sample 3 has no dwi: its mark is 0
+        # in training, each latent decoded alone carries its own contrast's mark, each subset its members'
+        output = seeing(images, WARM_PRESENT, decode_subsets=True)
+        own = output.aligned_latents[output.pair_contrast == 2]
+        alone = torch.cat([own, torch.zeros(len(own), 3, 16, 16)], dim=1)
+        alone[:, 4 + 2] = 1.0
+        torch.testing.assert_close(output.individual_images[output.pair_contrast == 2], seeing.decoder(alone))
+        first = output.aligned_latents[output.pair_batch == 0]  # sample 0's pairs: t1+t2, t1+dwi, t2+dwi
+        pair = torch.cat([torch.maximum(first[0], first[2])[None], torch.tensor([1.0, 0.0, 1.0])[None, :, None, None]
+                          .expand(1, 3, 16, 16)], dim=1)
+        torch.testing.assert_close(output.subset_images[1:2], seeing.decoder(pair))
+    assert float(synthesis_loss(output, images[:, :1]).total) > 0
+    # the seeing decoder starts another one that sees them, matched by contrast whatever the input order
+    reordered = MultiInputSynthesisNet(replace(seeing.config, inputs=("dwi", "t1", "t2")))
+    start = warm_start(replace(source, model_config=seeing.config, state_dict=seeing.state_dict()), reordered.config)
+    torch.testing.assert_close(start.state_dict["decoder.conv1.weight"][:, 4], seeing.decoder.conv1.weight[:, 4 + 2])
+    assert ModelConfig(inputs=("t1", "t2"), target="flair").decoder_in_channels == 16
+    assert ModelConfig(inputs=("t1", "t2"), target="flair", decoder_sees_inputs=True).decoder_in_channels == 18
 
 
 def test_ensemble_checkpoint_averages_its_members(tmp_path) -> None:

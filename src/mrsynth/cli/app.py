@@ -80,6 +80,7 @@ WarmupOpt = Annotated[Optional[int], typer.Option("--warmup-epochs", help="Epoch
 MseWeightOpt = Annotated[Optional[float], typer.Option("--mse-weight", min=0.0, help="Weight of an extra MSE term on the fused output [default: the preset's; paper: 0].")]
 IndividualMseOpt = Annotated[Optional[float], typer.Option("--individual-mse-weight", min=0.0, help="Weight of an extra MSE term on each input's latent decoded on its own, the synthesis from that input alone [default: the preset's; paper: 0].")]
 SubsetFusionOpt = Annotated[Optional[float], typer.Option("--subset-fusion-weight", min=0.0, help="Weight of an extra MAE + MSE term on the decoded fusion of each proper subset of two or more of a sample's aligned latents (e.g. T1 + T2 of a sample with T1, T1c and T2), summed per sample: 3 terms with three inputs, 10 with four, 25 with five [default: the preset's, 0].")]
+DecoderSeesInputsOpt = Annotated[Optional[bool], typer.Option("--decoder-sees-inputs/--no-decoder-sees-inputs", help="The decoder also reads which inputs were fused, one constant 0/1 channel per input contrast, so it can decode each input subset its own way (train it with --subset-fusion-weight to see every subset) [default: the preset's, off].")]
 VarianceWeightOpt = Annotated[Optional[float], typer.Option("--variance-weight", min=0.0, help="Weight of the cost's latent-variance term, which pulls the contrasts' latents together [default: the preset's, 1 as in the paper; train: what --loss-weights gives].")]
 FlipOpt = Annotated[Optional[bool], typer.Option("--test-time-flip/--no-test-time-flip", help="The model averages its output with that of the left-right flipped input at synthesis [default: the preset's].")]
 FlipApOpt = Annotated[Optional[bool], typer.Option("--test-time-flip-ap/--no-test-time-flip-ap", help="Synthesis also averages over front-back flipped inputs (with --test-time-flip: all four flips) [default: the preset's].")]
@@ -99,6 +100,7 @@ LEVER_OPTIONS = {"preset": (PresetOpt, "default"), "val_fraction": (ValFractionO
                  "warmup_epochs": (WarmupOpt, None), "mse_weight": (MseWeightOpt, None),
                  "variance_weight": (VarianceWeightOpt, None), "individual_mse_weight": (IndividualMseOpt, None),
                  "subset_fusion_weight": (SubsetFusionOpt, None),
+                 "decoder_sees_inputs": (DecoderSeesInputsOpt, None),
                  "test_time_flip": (FlipOpt, None), "test_time_flip_ap": (FlipApOpt, None),
                  "slice_smoothing": (SliceSmoothingOpt, None), "calibrate_mean": (CalibrateOpt, None),
                  "context_slices": (ContextOpt, None),
@@ -130,6 +132,7 @@ def with_levers(command: Callable[..., Any]) -> Callable[..., Any]:
                         latent_variance=given["variance_weight"], calibrate_mean=given["calibrate_mean"],
                         cross_synthesis=given["cross_synthesis"], individual_mse=given["individual_mse_weight"],
                         subset_fusion=given["subset_fusion_weight"],
+                        decoder_sees_inputs=given["decoder_sees_inputs"],
                         ensemble=given["ensemble"])
         return command(*args, preset=given["preset"], levers=levers, **kwargs)
 

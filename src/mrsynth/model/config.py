@@ -35,6 +35,7 @@ class ModelConfig:
     slice_smoothing: float = 0.0  # synthesis smooths the output across slices: Gaussian sigma, in slices (0: off)
     calibrate_mean: bool = False  # synthesis rescales the output to its inputs' brain mean (inference.calibration)
     cross_synthesis: bool = False  # one extra decoder per input contrast, trained to synthesise the inputs (training only)
+    decoder_sees_inputs: bool = False  # the decoder also gets one constant channel per input contrast: 1 if fused, else 0
 
     def __post_init__(self) -> None:
         inputs = tuple(canonical_contrast(c) for c in self.inputs)
@@ -58,6 +59,11 @@ class ModelConfig:
     @property
     def channels_per_input(self) -> int:
         return 1 + 2 * self.context_slices
+
+    @property
+    def decoder_in_channels(self) -> int:
+        """What the synthesis decoder reads: the latent, and with ``decoder_sees_inputs`` one channel per input."""
+        return self.latent_channels + (len(self.inputs) if self.decoder_sees_inputs else 0)
 
     def with_synthesis_of(self, other: "ModelConfig") -> "ModelConfig":
         """This architecture with ``other``'s synthesis-only settings (:data:`SYNTHESIS_SETTINGS`)."""

@@ -39,19 +39,20 @@ def fuse(kind: FusionKind, latents: torch.Tensor, pair_batch: torch.Tensor, pair
 
 
 def fuse_subsets(kind: FusionKind, latents: torch.Tensor, pair_batch: torch.Tensor, pair_contrast: torch.Tensor,
-                 batch_size: int, n_contrasts: int) -> tuple[torch.Tensor, torch.Tensor]:
+                 batch_size: int, n_contrasts: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Each sample's latents fused over every proper subset of two or more of its present contrasts.
 
-    Returns the fused latents ``(Q, L, H, W)`` and the sample each belongs to ``(Q,)``; a sample
-    with three contrasts gives its three pairs, one with two or fewer gives nothing (its full fusion
-    and its single latents are the model's other outputs).
+    Returns the fused latents ``(Q, L, H, W)``, the sample each belongs to ``(Q,)`` and the
+    contrasts each fuses ``(Q, n_contrasts)`` (bool); a sample with three contrasts gives its three
+    pairs, one with two or fewer gives nothing (its full fusion and its single latents are the
+    model's other outputs).
     """
     present = torch.zeros(batch_size, n_contrasts, dtype=torch.bool, device=latents.device)
     present[pair_batch, pair_contrast] = True
     dense = scatter_to_dense(latents, pair_batch, pair_contrast, batch_size, n_contrasts,
                              float("-inf") if kind == "max" else 0.0)
     counts = present.sum(dim=1)
-    fused, owners = [], []
+    fused, owners, members = [], [], []
     for size in range(2, n_contrasts):
         for subset in combinations(range(n_contrasts), size):
             columns = list(subset)
@@ -61,6 +62,10 @@ def fuse_subsets(kind: FusionKind, latents: torch.Tensor, pair_batch: torch.Tens
             chosen = dense[rows][:, columns]
             fused.append(chosen.amax(dim=1) if kind == "max" else chosen.mean(dim=1))
             owners.append(rows)
+            member = torch.zeros(len(rows), n_contrasts, dtype=torch.bool, device=latents.device)
+            member[:, columns] = True
+            members.append(member)
     if not fused:
-        return latents.new_zeros((0, *latents.shape[1:])), pair_batch.new_zeros(0)
-    return torch.cat(fused), torch.cat(owners)
+        return (latents.new_zeros((0, *latents.shape[1:])), pair_batch.new_zeros(0),
+                torch.zeros(0, n_contrasts, dtype=torch.bool, device=latents.device))
+    return torch.cat(fused), torch.cat(owners), torch.cat(members)

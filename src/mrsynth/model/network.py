@@ -92,7 +92,7 @@ class MultiInputSynthesisNet(nn.Module):
         self.spatial_transformer = (
             AffineSpatialTransformer(config.latent_channels) if config.use_spatial_transformer else None
         )
-        self.decoder = ShallowDecoder(config.latent_channels, config.decoder_features, config.decoder_layers)
+        self.decoder = ShallowDecoder(config.decoder_in_channels, config.decoder_features, config.decoder_layers)
         # training-only extra outputs: every input contrast synthesised from the latents (unused at synthesis)
         self.input_decoders = nn.ModuleList(
             ShallowDecoder(config.latent_channels, config.decoder_features, config.decoder_layers) for _ in config.inputs
@@ -178,6 +178,14 @@ class MultiInputSynthesisNet(nn.Module):
         warped = self.spatial_transformer(reference, latents[moving])
         return latents.index_copy(0, moving, warped.to(latents.dtype))
 
+    def decode(self, latents: torch.Tensor, fused_inputs: torch.Tensor) -> torch.Tensor:
+        """The synthesis decoder on ``latents`` ``(N, L, H, W)``, each the fusion of the inputs marked in
+        ``fused_inputs`` ``(N, C)``; with ``decoder_sees_inputs`` those marks are extra constant channels."""
+        if self.config.decoder_sees_inputs:
+            marks = fused_inputs.to(latents.dtype)[:, :, None, None].expand(-1, -1, *latents.shape[-2:])
+            latents = torch.cat([latents, marks], dim=1)
+        return self.decoder(latents)
+
     def forward(self, images: torch.Tensor, present: torch.Tensor, decode_individual: bool = True,
                 decode_subsets: bool = False) -> SynthesisOutput:
         """Synthesise from the present inputs; in training also each latent decoded alone
@@ -190,20 +198,24 @@ class MultiInputSynthesisNet(nn.Module):
         aligned = self.align(latents, pair_batch, batch_size)
         fused = fuse(self.config.fusion, aligned, pair_batch, pair_contrast, batch_size, len(self.encoders))
         inputs_decoded, subset_images, subset_batch = None, None, None
+        n_contrasts = len(self.encoders)
+        present = present.to(device=fused.device, dtype=torch.bool)
         if decode_individual:
             every_latent = torch.cat([fused, aligned])
             to_decode = every_latent
+            fused_inputs = torch.cat([present, nn.functional.one_hot(pair_contrast, n_contrasts).bool()])
             if decode_subsets:
-                subset_latents, subset_batch = fuse_subsets(self.config.fusion, aligned, pair_batch, pair_contrast,
-                                                            batch_size, len(self.encoders))
+                subset_latents, subset_batch, subset_inputs = fuse_subsets(self.config.fusion, aligned, pair_batch,
+                                                                           pair_contrast, batch_size, n_contrasts)
                 to_decode = torch.cat([every_latent, subset_latents])
-            decoded = self.decoder(to_decode)
+                fused_inputs = torch.cat([fused_inputs, subset_inputs])
+            decoded = self.decode(to_decode, fused_inputs)
             image, individual = decoded[:batch_size], decoded[batch_size:len(every_latent)]
             if decode_subsets:
                 subset_images = decoded[len(every_latent):]
             if self.input_decoders is not None:
                 inputs_decoded = torch.stack([decoder(every_latent) for decoder in self.input_decoders])
         else:
-            image, individual = self.decoder(fused), None
+            image, individual = self.decode(fused, present), None
         return SynthesisOutput(image, fused, aligned, pair_batch, pair_contrast, individual, inputs_decoded,
                                subset_images, subset_batch)

@@ -47,6 +47,7 @@ class Levers:
     cross_synthesis: float | None = None  # weight of input decoders' MAE (0: none; model.cross_synthesis)
     individual_mse: float | None = None  # weight of an MSE term on each latent decoded alone (the paper's: 0)
     subset_fusion: float | None = None  # weight of MAE + MSE of each proper subset's fusion decoded (the paper's: 0)
+    decoder_sees_inputs: bool | None = None  # the decoder also reads which inputs were fused (the paper's: False)
     ensemble: int | None = None  # models trained with seeds seed, seed + 1, ... and averaged at synthesis (the paper's: 1)
 
     def over(self, base: "Levers") -> "Levers":
@@ -78,7 +79,7 @@ class Preset:
         model = replace(model, encoder_features=levers.encoder_features, context_slices=levers.context_slices,
                         test_time_flip=levers.test_time_flip, test_time_flip_ap=levers.test_time_flip_ap,
                         slice_smoothing=levers.slice_smoothing, calibrate_mean=self.calibrates(overrides),
-                        cross_synthesis=bool(levers.cross_synthesis))
+                        cross_synthesis=bool(levers.cross_synthesis), decoder_sees_inputs=bool(levers.decoder_sees_inputs))
         train = replace(train, schedule=levers.schedule, warmup_epochs=levers.warmup_epochs, val_fraction=levers.val_fraction,
                         input_dropout=levers.input_dropout,
                         augment=replace(train.augment, enabled=bool(levers.augment), flip_ap=levers.augment_flip_ap,
@@ -122,11 +123,11 @@ class Preset:
 PAPER = Preset("paper", "Joyce et al. 2017 as published: 2D, MAE cost, constant learning rate, early stopping, no augmentation",
                Levers(encoder_features=32, context_slices=0, test_time_flip=False, test_time_flip_ap=False, slice_smoothing=0.0, augment=False, augment_flip_ap=0.0, augment_elastic=0.0, schedule="constant", warmup_epochs=0, fused_mse=0.0,
                       val_fraction=0.2, input_dropout=0.0, init_from="none", input_normalisation="mean", latent_variance=1.0,
-                      calibrate_mean=False, cross_synthesis=0.0, individual_mse=0.0, subset_fusion=0.0, ensemble=1))
+                      calibrate_mean=False, cross_synthesis=0.0, individual_mse=0.0, subset_fusion=0.0, decoder_sees_inputs=False, ensemble=1))
 DEFAULT = Preset("default", "the paper's model with the levers that helped in our ablation (README, 'Beyond the paper')",
                  Levers(encoder_features=16, context_slices=0, test_time_flip=True, test_time_flip_ap=True, slice_smoothing=1.5, augment=True, augment_flip_ap=0.5, augment_elastic=0.0, schedule="cosine", warmup_epochs=0, fused_mse=1.0,
                         val_fraction=0.0, input_dropout=0.0, init_from="simulator", input_normalisation="mean",
-                        latent_variance=1.0, calibrate_mean=True, cross_synthesis=0.0, individual_mse=1.0, subset_fusion=0.0, ensemble=2))
+                        latent_variance=1.0, calibrate_mean=True, cross_synthesis=0.0, individual_mse=1.0, subset_fusion=0.0, decoder_sees_inputs=False, ensemble=2))
 PRESETS: dict[str, Preset] = {preset.name: preset for preset in (DEFAULT, PAPER)}
 
 

@@ -7,7 +7,9 @@ fresh initialisation. A 2D source (no context slices) also starts a 2.5D model: 
 convolution's weights go to the centre slice's channel and the neighbours' weights start at zero,
 so the 2.5D model starts out computing exactly what the 2D one did and learns to use the context.
 Likewise a decoder with fewer layers starts a deeper one: the extra layers start fresh and the final
-1x1 convolution's weights on their outputs at zero, so the deeper decoder starts out as the source's.
+1x1 convolution's weights on their outputs at zero, so the deeper decoder starts out as the source's;
+a decoder that also reads which inputs were fused (``ModelConfig.decoder_sees_inputs``) starts with
+zero weights on those marks unless the source read them too (matched by contrast).
 A cross-synthesis model's input decoders (one per input contrast) are matched by contrast like
 the encoders; a source without them leaves them fresh.
 """
@@ -27,7 +29,6 @@ from mrsynth.pretrained import PREFIX, resolve_model_path, shipped_models
 from mrsynth.training.checkpoint import Checkpoint, load_checkpoint
 
 ARCHITECTURE = ("latent_channels", "encoder_features", "decoder_features")
-DECODER_OUTPUT_WEIGHT = "to_image.weight"  # a decoder's final 1x1 convolution
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def warm_start(source: Checkpoint, target: ModelConfig, seed: int = 0, name: str
     for key, value in source.state_dict.items():
         if key.startswith("spatial_transformer.") and key in state and state[key].shape == value.shape:
             state[key] = value.clone()
-    _copy_decoder(state, "decoder.", source.state_dict, "decoder.", name)
+    _copy_decoder(state, "decoder.", source.state_dict, "decoder.", name, source.model_config, target, sees_inputs=True)
     initialised = []
     for i, contrast in enumerate(target.inputs):
         if contrast not in source.model_config.inputs:
@@ -71,35 +72,58 @@ def warm_start(source: Checkpoint, target: ModelConfig, seed: int = 0, name: str
         for key in [k for k in state if k.startswith(prefix)]:
             state[key] = _fit_input_channels(source.state_dict[source_prefix + key[len(prefix):]], state[key], context, name)
         if target.cross_synthesis and source.model_config.cross_synthesis:  # input decoders, matched by contrast too
-            _copy_decoder(state, f"input_decoders.{i}.", source.state_dict, f"input_decoders.{j}.", name)
+            _copy_decoder(state, f"input_decoders.{i}.", source.state_dict, f"input_decoders.{j}.", name,
+                          source.model_config, target, sees_inputs=False)
         initialised.append(contrast)
     fresh = tuple(c for c in target.inputs if c not in initialised)
     return WarmStart(state, name, tuple(initialised), fresh)
 
 
 def _copy_decoder(state: dict[str, torch.Tensor], prefix: str, source_state: dict[str, torch.Tensor],
-                  source_prefix: str, name: str) -> None:
-    """Copy the decoder at ``source_prefix`` into the one at ``prefix``; a shallower source's missing
-    layers stay fresh and its final 1x1 convolution is widened (:func:`_fit_decoder_output`)."""
+                  source_prefix: str, name: str, source: ModelConfig, target: ModelConfig, sees_inputs: bool) -> None:
+    """Copy the decoder at ``source_prefix`` into the one at ``prefix``, weights matched channel by
+    channel (:func:`_decoder_channels`): a shallower source's missing layers stay fresh, and the
+    weights on channels the source lacks (those layers' outputs, input marks) start at zero."""
     for key in [k for k in state if k.startswith(prefix)]:
         value = source_state.get(source_prefix + key[len(prefix):])
         if value is None:  # a layer the shallower source lacks
             continue
-        if value.shape == state[key].shape:
+        layer = key[len(prefix):].split(".")[0]
+        if key.endswith(".weight") and (layer == "to_image" or layer.startswith("conv")):
+            earlier = int(layer[len("conv"):]) - 1 if layer.startswith("conv") else None  # to_image: all
+            source_channels = _decoder_channels(source, sees_inputs and source.decoder_sees_inputs,
+                                                source.decoder_layers if earlier is None else earlier)
+            target_channels = _decoder_channels(target, sees_inputs and target.decoder_sees_inputs,
+                                                target.decoder_layers if earlier is None else earlier)
+            if value.shape[1] == len(source_channels) and value.shape[0] == state[key].shape[0] \
+                    and value.shape[2:] == state[key].shape[2:]:
+                state[key] = _fit_decoder_weight(value, state[key], source_channels, target_channels)
+                continue
+        elif value.shape == state[key].shape:
             state[key] = value.clone()
-        elif key.endswith(DECODER_OUTPUT_WEIGHT):
-            state[key] = _fit_decoder_output(value, state[key])
-        else:
-            raise CheckpointError(f"{name}: its decoder weight {source_prefix + key[len(prefix):]} of shape "
-                                  f"{tuple(value.shape)} cannot start one of shape {tuple(state[key].shape)}")
+            continue
+        raise CheckpointError(f"{name}: its decoder weight {source_prefix + key[len(prefix):]} of shape "
+                              f"{tuple(value.shape)} cannot start one of shape {tuple(state[key].shape)}")
 
 
-def _fit_decoder_output(value: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
-    """The final 1x1 convolution of a shallower decoder: its weights on the latent and on the layers it
-    has, zero on the outputs of the layers it lacks (dense connections keep the channel order)."""
-    widened = torch.zeros_like(fresh)
-    widened[:, :value.shape[1]] = value
-    return widened
+def _decoder_channels(config: ModelConfig, sees_inputs: bool, earlier_layers: int) -> list[str]:
+    """Names of the channels a decoder convolution reads, in order: the latent, the input marks
+    (``ModelConfig.decoder_sees_inputs``) and the outputs of the ``earlier_layers`` convolutions before it."""
+    marks = [f"input {contrast}" for contrast in config.inputs] if sees_inputs else []
+    return ([f"latent {i}" for i in range(config.latent_channels)] + marks
+            + [f"conv{k} {f}" for k in range(1, earlier_layers + 1) for f in range(config.decoder_features)])
+
+
+def _fit_decoder_weight(value: torch.Tensor, fresh: torch.Tensor, source_channels: list[str],
+                        target_channels: list[str]) -> torch.Tensor:
+    """A decoder convolution's weights moved to the target's channel order by name; zero on the channels
+    the source does not read, so the target decoder starts out computing what the source's did."""
+    fitted = torch.zeros_like(fresh)
+    where = {channel: i for i, channel in enumerate(source_channels)}
+    for j, channel in enumerate(target_channels):
+        if channel in where:
+            fitted[:, j] = value[:, where[channel]]
+    return fitted
 
 
 def _fit_input_channels(value: torch.Tensor, fresh: torch.Tensor, context: int, name: str) -> torch.Tensor:
