@@ -111,6 +111,8 @@ def test_ddp_needs_torchrun_environment() -> None:
     assert torchrun_rank({}) == 0 and torchrun_rank({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"}) == 3
     with pytest.raises(MrsynthError, match="RANK='x' is not a process number"):
         torchrun_rank({"RANK": "x", "WORLD_SIZE": "4", "LOCAL_RANK": "1"})
+    with pytest.raises(MrsynthError, match="LOCAL_RANK='x' is not a local process number"):
+        setup_distributed(True, "cpu", env={"RANK": "1", "WORLD_SIZE": "4", "LOCAL_RANK": "x"})
 
 
 def test_two_process_ddp_trains_an_ensemble_and_rank_0_writes_the_average(tmp_path) -> None:

@@ -345,6 +345,9 @@ def test_a_decoder_that_sees_the_inputs_starts_from_one_that_does_not_and_reads_
     reordered = MultiInputSynthesisNet(replace(seeing.config, inputs=("dwi", "t1", "t2")))
     start = warm_start(replace(source, model_config=seeing.config, state_dict=seeing.state_dict()), reordered.config)
     torch.testing.assert_close(start.state_dict["decoder.conv1.weight"][:, 4], seeing.decoder.conv1.weight[:, 4 + 2])
+    with pytest.warns(UserWarning, match="does not start out as the source's"):  # the marks' weights are dropped
+        warm_start(replace(source, model_config=seeing.config, state_dict=seeing.state_dict()),
+                   replace(seeing.config, decoder_sees_inputs=False))
     assert ModelConfig(inputs=("t1", "t2"), target="flair").decoder_in_channels == 16
     assert ModelConfig(inputs=("t1", "t2"), target="flair", decoder_sees_inputs=True).decoder_in_channels == 18
 

@@ -111,7 +111,7 @@ def setup_distributed(requested: bool | None, device_name: str,
     if not dist.is_initialized() and not launched_by_torchrun(env):
         raise MrsynthError("--ddp needs the environment torchrun sets (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, "
                            "MASTER_PORT): launch with  torchrun --nproc-per-node N -m mrsynth train ...")
-    local_rank = int(env.get("LOCAL_RANK", 0))
+    local_rank = _torchrun_number(env, "LOCAL_RANK", "a local process number", 0)
     device = rank_device(device_name, local_rank)
     owns = not dist.is_initialized()
     if owns:

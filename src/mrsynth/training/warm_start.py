@@ -63,6 +63,9 @@ def warm_start(source: Checkpoint, target: ModelConfig, seed: int = 0, name: str
         if key.startswith("spatial_transformer.") and key in state and state[key].shape == value.shape:
             state[key] = value.clone()
     _copy_decoder(state, "decoder.", source.state_dict, "decoder.", name, source.model_config, target, sees_inputs=True)
+    if source.model_config.decoder_sees_inputs and not target.decoder_sees_inputs:
+        warnings.warn(f"{name} decodes with marks of the inputs fused (--decoder-sees-inputs) and this model without: "
+                      "its decoder starts without the marks' weights, so it does not start out as the source's", stacklevel=2)
     initialised = []
     for i, contrast in enumerate(target.inputs):
         if contrast not in source.model_config.inputs:
@@ -117,7 +120,8 @@ def _decoder_channels(config: ModelConfig, sees_inputs: bool, earlier_layers: in
 def _fit_decoder_weight(value: torch.Tensor, fresh: torch.Tensor, source_channels: list[str],
                         target_channels: list[str]) -> torch.Tensor:
     """A decoder convolution's weights moved to the target's channel order by name; zero on the channels
-    the source does not read, so the target decoder starts out computing what the source's did."""
+    the source does not read, so the target decoder starts out computing what the source's did (unless
+    the source reads channels the target lacks: input marks, whose weights are dropped)."""
     fitted = torch.zeros_like(fresh)
     where = {channel: i for i, channel in enumerate(source_channels)}
     for j, channel in enumerate(target_channels):
