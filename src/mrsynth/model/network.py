@@ -178,9 +178,10 @@ class MultiInputSynthesisNet(nn.Module):
         warped = self.spatial_transformer(reference, latents[moving])
         return latents.index_copy(0, moving, warped.to(latents.dtype))
 
-    def decode(self, latents: torch.Tensor, fused_inputs: torch.Tensor) -> torch.Tensor:
+    def decode(self, latents: torch.Tensor, fused_inputs: torch.Tensor | None) -> torch.Tensor:
         """The synthesis decoder on ``latents`` ``(N, L, H, W)``, each the fusion of the inputs marked in
-        ``fused_inputs`` ``(N, C)``; with ``decoder_sees_inputs`` those marks are extra constant channels."""
+        ``fused_inputs`` ``(N, C)``; with ``decoder_sees_inputs`` those marks are extra constant channels
+        (without it they are not read and may be None)."""
         if self.config.decoder_sees_inputs:
             marks = fused_inputs.to(latents.dtype)[:, :, None, None].expand(-1, -1, *latents.shape[-2:])
             latents = torch.cat([latents, marks], dim=1)
@@ -203,12 +204,14 @@ class MultiInputSynthesisNet(nn.Module):
         if decode_individual:
             every_latent = torch.cat([fused, aligned])
             to_decode = every_latent
-            fused_inputs = torch.cat([present, nn.functional.one_hot(pair_contrast, n_contrasts).bool()])
+            fused_inputs = (torch.cat([present, nn.functional.one_hot(pair_contrast, n_contrasts).bool()])
+                            if self.config.decoder_sees_inputs else None)  # marks only for a decoder that reads them
             if decode_subsets:
                 subset_latents, subset_batch, subset_inputs = fuse_subsets(self.config.fusion, aligned, pair_batch,
                                                                            pair_contrast, batch_size, n_contrasts)
                 to_decode = torch.cat([every_latent, subset_latents])
-                fused_inputs = torch.cat([fused_inputs, subset_inputs])
+                if fused_inputs is not None:
+                    fused_inputs = torch.cat([fused_inputs, subset_inputs])
             decoded = self.decode(to_decode, fused_inputs)
             image, individual = decoded[:batch_size], decoded[batch_size:len(every_latent)]
             if decode_subsets:
