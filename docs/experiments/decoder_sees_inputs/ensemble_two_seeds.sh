@@ -1,6 +1,6 @@
 #!/bin/bash
-# usage: dsi_ens.sh K S : two-seed ensemble of seed-0 fold K and seed-1 fold S (same test subject), with the decoder's input marks
-K=$1; S=$2; cd /tmp/sf  
+# usage: ensemble_two_seeds.sh K S : two-seed ensemble of seed-0 fold K and seed-1 fold S (same test subject), with the decoder's input marks
+K=$1; S=$2; cd /tmp/sf  # the folder that holds the fold runs dsi_foldK and dsi_s1_foldS
 mkdir -p dsi_ens_fold$K/runs/fold$K
 cp -r dsi_fold$K/runs/fold$K/model-t1+t1c+t2 dsi_ens_fold$K/runs/fold$K/
 cp -r dsi_s1_fold$S/runs/fold$S/model-t1+t1c+t2 dsi_ens_fold$K/runs/fold$K/model-t1+t1c+t2-seed1
