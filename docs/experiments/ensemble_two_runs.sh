@@ -6,6 +6,8 @@
 # trains (member k trains with seed s + k from the same warm start). FLAGS: the configuration flags both runs
 # were trained with (e.g. --subset-fusion-weight 1). DATA (default /tmp/m26/prep48): the prepared slices.
 # Checks the seeds and the tested subject first; never writes over an existing OUT.
+# The fixed flags below (T1/T1c/T2 -> FLAIR, 48x48, 8 folds, --test-requires t1,t2) are those of the manifest's
+# leave-one-out runs in docs/experiments; runs with other ones need them changed here.
 set -euo pipefail
 first=$1; second=$2; out=$3; shift 3
 DATA=${DATA:-/tmp/m26/prep48}; model=model-t1+t1c+t2
