@@ -5,7 +5,9 @@
 # 0 and 1 of FIRST's fold and evaluates them with --ensemble 2 --resume, which is what `--ensemble 2 --seed s`
 # trains (member k trains with seed s + k from the same warm start). FLAGS: the configuration flags both runs
 # were trained with (e.g. --subset-fusion-weight 1). DATA (default /tmp/m26/prep48): the prepared slices.
-# Checks the seeds and the tested subject first; never writes over an existing OUT.
+# Checks the seeds, the tested subject and that both runs have the same levers first; afterwards checks that
+# the evaluation used those levers (a preset default that changed since the runs needs FLAGS that restore it)
+# and gave results. Never writes over an existing OUT.
 # The fixed flags below (T1/T1c/T2 -> FLAIR, 48x48, 8 folds, --test-requires t1,t2) are those of the manifest's
 # leave-one-out runs in docs/experiments; runs with other ones need them changed here.
 set -euo pipefail
@@ -20,8 +22,11 @@ for run in sys.argv[1:]:
     subjects = {row["subject"] for row in csv.DictReader(open(f"{run}/subsets.csv"))}
     if settings["ensemble"] not in (None, 1) or len(settings["only_folds"] or []) != 1 or len(subjects) != 1:
         sys.exit(f"{run}: not a one-network run of one leave-one-out fold")
-    runs.append((settings["only_folds"][0], settings["seed"], subjects))
-(fold, seed, tested), (second_fold, second_seed, second_tested) = runs
+    runs.append((settings["only_folds"][0], settings["seed"], subjects, {**settings["levers"], "ensemble": None}))
+(fold, seed, tested, levers), (second_fold, second_seed, second_tested, second_levers) = runs
+if levers != second_levers:
+    differ = sorted(k for k in levers if levers[k] != second_levers.get(k))
+    sys.exit(f"{sys.argv[1]} and {sys.argv[2]} were trained with different levers: {', '.join(differ)}")
 if second_seed != seed + 1 or tested != second_tested:
     sys.exit(f"{sys.argv[2]} must test the same subject as {sys.argv[1]} ({tested}) with seed {seed + 1}; "
              f"it tests {second_tested} with seed {second_seed}")
@@ -32,3 +37,14 @@ mkdir -p "$out/runs/fold$fold"
 cp -r "$first/runs/fold$fold/$model" "$out/runs/fold$fold/$model"
 cp -r "$second/runs/fold$second_fold/$model" "$out/runs/fold$fold/$model-seed1"
 OMP_NUM_THREADS=1 mrsynth experiment subsets --data "$DATA" --inputs t1,t1c,t2 --target flair --size 48x48 --epochs 30 --folds 8 --test-requires t1,t2 --device cpu --baselines none --no-per-subset --no-figures --no-progress --ensemble 2 --seed "$seed" --fold "$fold" --resume "$@" --out "$out" > "$out/ensemble.log" 2>&1
+python - "$first" "$out" <<'PY'
+import csv, json, sys
+run, out = sys.argv[1:]
+trained, evaluated = (json.load(open(f"{folder}/settings.json"))["levers"] for folder in (run, out))
+differ = sorted(k for k in trained if k != "ensemble" and trained[k] != evaluated.get(k))
+if differ:
+    sys.exit(f"{out} was evaluated with other levers than {run} was trained with ({', '.join(f'{k}: {evaluated.get(k)} against {trained[k]}' for k in differ)}); "
+             "pass the flags that set them, or move the ensemble's folder away and rerun")
+if not list(csv.DictReader(open(f"{out}/subsets.csv"))):
+    sys.exit(f"{out}/subsets.csv has no results; see the notes in {out}/report.md")
+PY
