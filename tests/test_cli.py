@@ -129,7 +129,7 @@ def test_train_preset_levers_and_warm_start(trained, capsys, caplog, recwarn) ->
     assert train.augment.enabled and train.schedule == "cosine" and train.loss_weights.fused_mse == 0.5
     assert train.loss_weights.latent_variance == 0.2  # --variance-weight wins over --loss-weights
     assert not model.test_time_flip and model.encoder_features == 4  # the paper preset, --features given
-    assert model.decoder_layers == 3 and model.decoder_sees_inputs  # started from the 2-layer run's blind decoder
+    assert model.decoder_layers == 3 and model.decoder_sees_inputs  # started from the 2-layer run's decoder (the default's: it reads the marks too)
     assert model.cross_synthesis and train.loss_weights.cross_synthesis == 0.5
     assert model.test_time_flip_ap and model.slice_smoothing == 0.7 and train.augment.flip_ap == 0.25
     assert train.augment.elastic == 0.5 and train.loss_weights.individual_mse == 0.75

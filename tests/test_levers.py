@@ -165,8 +165,8 @@ def test_subset_fusion_term_decodes_each_proper_subset_of_the_present_inputs(tmp
         synthesis_loss(plain_output, target, LossWeights(subset_fusion=1.0))
     with pytest.raises(ValueError, match="needs decode_individual"):
         net(images, present, decode_individual=False, decode_subsets=True)
-    assert PAPER.resolve().subset_fusion == 0.0 and DEFAULT.resolve().subset_fusion == 0.0
-    assert not PAPER.resolve().decoder_sees_inputs and not DEFAULT.resolve().decoder_sees_inputs
+    assert PAPER.resolve().subset_fusion == 0.0 and DEFAULT.resolve().subset_fusion == 1.0
+    assert not PAPER.resolve().decoder_sees_inputs and DEFAULT.resolve().decoder_sees_inputs
     with pytest.raises(ValueError):
         LossWeights(subset_fusion=-1.0)
     # training with the term records it per epoch

@@ -10,6 +10,7 @@ from mrsynth.experiments.evaluate_model import evaluate_checkpoint
 from mrsynth.pretrained import describe_shipped_models, model_card, resolve_model_path, shipped_models
 from mrsynth.errors import CheckpointError
 from mrsynth.training import load_checkpoint
+from mrsynth.training.presets import DEFAULT
 
 needs_shipped_flair = pytest.mark.skipif("flair" not in shipped_models(), reason="no pretrained:flair model in this installation")
 
@@ -50,8 +51,10 @@ def test_models_listing_gives_each_subsets_error_beside_the_forests() -> None:
     shipped = load_checkpoint(resolve_model_path("pretrained:flair"))[0]
     train = shipped.train_config
     assert train.augment.enabled and train.augment.flip_ap == 0.5  # trained as the card's cross-validated runs were
-    assert train.loss_weights.individual_mse == 1.0 and len(shipped.members) == 1  # two networks, averaged
-    assert "--individual-mse-weight 1 --ensemble 2" in card["command"] and "imse1_2seeds" in card["crossval_note"]
+    levers = DEFAULT.resolve()  # the shipped model is the default preset's configuration
+    assert train.loss_weights.individual_mse == levers.individual_mse and train.loss_weights.subset_fusion == levers.subset_fusion
+    assert config.decoder_sees_inputs == levers.decoder_sees_inputs and 1 + len(shipped.members) == levers.ensemble
+    assert "--subset-fusion-weight 1 --decoder-sees-inputs" in card["command"] and "decoder_sees_inputs/ens2" in card["crossval_note"]
     listing = describe_shipped_models()
     assert "mean calibration: on; 2 networks (seeds of one configuration) averaged" in listing
     for subset, value in card["crossval_mse"].items():

@@ -91,8 +91,8 @@ def check_ensemble_folder(run_dir: Path, ensemble: int, resume: bool, overwrite:
     if (run_dir / LAST_NAME).exists() and not overwrite:
         raise MrsynthError(f"{run_dir} holds a single model's run, which an ensemble of {ensemble} would replace; "
                            "choose another --out, or continue it as one model with --ensemble 1 and the options it "
-                           "was started with (its config.json; before stop 24 the default preset had "
-                           "--individual-mse-weight 0)")
+                           "was started with (its config.json; before stop 34 the default preset had "
+                           "--subset-fusion-weight 0 --no-decoder-sees-inputs, and before stop 24 also --individual-mse-weight 0)")
     if (run_dir / BEST_NAME).exists() and not (resume or overwrite):
         raise MrsynthError(f"{run_dir} already holds a trained model; use --resume to continue it or choose another --out")
     if resume and not any((run_dir / f"member{k + 1}" / LAST_NAME).exists() for k in range(ensemble)):

@@ -46,8 +46,8 @@ class Levers:
     calibrate_mean: bool | None = None  # synthesis rescales the output to the inputs' brain mean (mean scaling only)
     cross_synthesis: float | None = None  # weight of input decoders' MAE (0: none; model.cross_synthesis)
     individual_mse: float | None = None  # weight of an MSE term on each latent decoded alone (the paper's: 0)
-    subset_fusion: float | None = None  # weight of MAE + MSE of each proper subset's fusion decoded (the paper's: 0)
-    decoder_sees_inputs: bool | None = None  # the decoder also reads which inputs were fused (the paper's: False)
+    subset_fusion: float | None = None  # weight of MAE + MSE of each proper subset's fusion decoded (the paper's: 0; the default's: 1)
+    decoder_sees_inputs: bool | None = None  # the decoder also reads which inputs were fused (the paper's: False; the default's: True)
     ensemble: int | None = None  # models trained with seeds seed, seed + 1, ... and averaged at synthesis (the paper's: 1)
 
     def over(self, base: "Levers") -> "Levers":
@@ -127,7 +127,7 @@ PAPER = Preset("paper", "Joyce et al. 2017 as published: 2D, MAE cost, constant 
 DEFAULT = Preset("default", "the paper's model with the levers that helped in our ablation (README, 'Beyond the paper')",
                  Levers(encoder_features=16, context_slices=0, test_time_flip=True, test_time_flip_ap=True, slice_smoothing=1.5, augment=True, augment_flip_ap=0.5, augment_elastic=0.0, schedule="cosine", warmup_epochs=0, fused_mse=1.0,
                         val_fraction=0.0, input_dropout=0.0, init_from="simulator", input_normalisation="mean",
-                        latent_variance=1.0, calibrate_mean=True, cross_synthesis=0.0, individual_mse=1.0, subset_fusion=0.0, decoder_sees_inputs=False, ensemble=2))
+                        latent_variance=1.0, calibrate_mean=True, cross_synthesis=0.0, individual_mse=1.0, subset_fusion=1.0, decoder_sees_inputs=True, ensemble=2))
 PRESETS: dict[str, Preset] = {preset.name: preset for preset in (DEFAULT, PAPER)}
 
 
