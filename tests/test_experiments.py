@@ -436,6 +436,15 @@ def test_resuming_a_finished_experiment_tests_with_the_new_synthesis_settings(to
     resumed = load_checkpoint(model)[0]
     assert all(torch.equal(weights[name], resumed.state_dict[name]) for name in weights)  # re-tested, not retrained
     assert resumed.model_config.slice_smoothing == 2.0 and resumed.model_config.test_time_flip_ap is True
+    # resumed with a model setting the run was not trained with: the method is skipped, and the CLI says so as an error
+    mismatched = run_experiment("subsets", replace(config, resume=True, levers=Levers(decoder_sees_inputs=False)))
+    assert not mismatched.table("subsets").rows
+    assert any("different model configuration" in note and "decoder_sees_inputs" in note for note in mismatched.notes)
+    from mrsynth.cli.experiments import _report
+
+    with pytest.raises(MrsynthError, match="produced no results: every method was skipped"):
+        _report(mismatched)
+    _report(again)  # an experiment with results is not an error
 
 
 def test_crossval_takes_the_presets_warm_start_and_an_ensemble(toy) -> None:

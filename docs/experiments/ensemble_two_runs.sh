@@ -36,7 +36,8 @@ PY
 mkdir -p "$out/runs/fold$fold"
 cp -r "$first/runs/fold$fold/$model" "$out/runs/fold$fold/$model"
 cp -r "$second/runs/fold$second_fold/$model" "$out/runs/fold$fold/$model-seed1"
-OMP_NUM_THREADS=1 mrsynth experiment subsets --data "$DATA" --inputs t1,t1c,t2 --target flair --size 48x48 --epochs 30 --folds 8 --test-requires t1,t2 --device cpu --baselines none --no-per-subset --no-figures --no-progress --ensemble 2 --seed "$seed" --fold "$fold" --resume "$@" --out "$out" > "$out/ensemble.log" 2>&1
+OMP_NUM_THREADS=1 mrsynth experiment subsets --data "$DATA" --inputs t1,t1c,t2 --target flair --size 48x48 --epochs 30 --folds 8 --test-requires t1,t2 --device cpu --baselines none --no-per-subset --no-figures --no-progress --ensemble 2 --seed "$seed" --fold "$fold" --resume "$@" --out "$out" > "$out/ensemble.log" 2>&1 \
+  || { tail -n 3 "$out/ensemble.log" >&2; exit 1; }
 python - "$first" "$out" <<'PY'
 import csv, json, sys
 run, out = sys.argv[1:]

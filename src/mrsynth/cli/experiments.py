@@ -178,9 +178,18 @@ def _baselines(text: Optional[str]) -> Optional[tuple[str, ...]]:
 
 
 def _report(result: "ExperimentResult") -> None:
-    """Print each table's MSE in the paper's layout, the notes, and where the report is."""
+    """Print each table's MSE in the paper's layout, the notes, and where the report is.
+
+    An experiment in which every method was skipped (the notes say why, e.g. a resumed run trained
+    with other settings) is an error, so that a script running it does not go on as if it had worked.
+    """
     for item in result.tables:
         typer.echo(f"{item.title} (MSE):\n{item.table.to_markdown('mse')}")
     for note in result.notes:
         typer.echo(f"note: {note}")
     typer.echo(f"report: {result.report}")
+    if not any(item.table.rows for item in result.tables):
+        from mrsynth.errors import MrsynthError
+
+        raise MrsynthError(f"the experiment in {result.out_dir} produced no results: every method was skipped "
+                           "(the notes above say why)")
