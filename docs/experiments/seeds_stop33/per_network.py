@@ -1,5 +1,5 @@
 """Per network and per pair of seeds: the default of stops 24-33 (seeds 0-3) against the subset-fusion
-term with the marks (seeds 0-1), leave-one-out on the manifest, T1/T1c/T2 -> FLAIR.
+term with the marks, the default since stop 34 (seeds 0-3), leave-one-out on the manifest, T1/T1c/T2 -> FLAIR.
 
 Run from the repository root: ``python docs/experiments/seeds_stop33/per_network.py``. Each ratio is
 of row means over the 8 subjects (7 with T1c), the per-network ones of the mean over seeds.
@@ -20,6 +20,8 @@ RUNS = {  # column: (folder pattern, method)
     "default s0+1": ("seeds_stop23/imse1_2seeds/fold*", B), "default s2+3": ("seeds_stop33/ens23/fold*", B),
     "marks s0": ("decoder_sees_inputs/fold*", B), "marks s1": ("decoder_sees_inputs/seed1/fold*", B),
     "marks s0+1": ("decoder_sees_inputs/ens2/fold*", B),
+    "marks s2": ("default_stop35/seed2/fold*", B), "marks s3": ("default_stop35/seed3/fold*", B),
+    "marks s2+3": ("default_stop35/ens23/fold*", B),
 }
 
 
@@ -35,7 +37,7 @@ def main() -> None:
     print("subjects:", errors.index.get_level_values("subject").nunique())
     means = errors.groupby(level="subset").mean()
     default_nets = means[[f"default s{k}" for k in range(4)]].mean(axis=1)
-    marks_nets = means[["marks s0", "marks s1"]].mean(axis=1)
+    marks_nets = means[[f"marks s{k}" for k in range(4)]].mean(axis=1)
     ratios = pd.DataFrame({
         "default per network / forest": default_nets / means["forest"],
         "marks per network / forest": marks_nets / means["forest"],
@@ -43,7 +45,11 @@ def main() -> None:
         "default s0+1 / forest": means["default s0+1"] / means["forest"],
         "default s2+3 / forest": means["default s2+3"] / means["forest"],
         "marks s0+1 / forest": means["marks s0+1"] / means["forest"],
-        "marks s0+1 / mean of the default's pairs": means["marks s0+1"] / means[["default s0+1", "default s2+3"]].mean(axis=1),
+        "marks s2+3 / forest": means["marks s2+3"] / means["forest"],
+        "marks s2+3 / marks s0+1": means["marks s2+3"] / means["marks s0+1"],
+        "marks, mean of its pairs / forest": means[["marks s0+1", "marks s2+3"]].mean(axis=1) / means["forest"],
+        "marks pairs / default pairs": means[["marks s0+1", "marks s2+3"]].mean(axis=1)
+        / means[["default s0+1", "default s2+3"]].mean(axis=1),
     })
     with pd.option_context("display.width", 250):
         print(ratios.round(3).T.to_string())
