@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from mrsynth.cli import main
+from mrsynth.cli.experiments import _report
 from mrsynth.data.misalignment import (RigidPerturbation, misalign_subject_volume, misalign_volume,
                                        write_misaligned_dataset)
 from mrsynth.errors import DataError, MrsynthError
@@ -440,8 +441,6 @@ def test_resuming_a_finished_experiment_tests_with_the_new_synthesis_settings(to
     mismatched = run_experiment("subsets", replace(config, resume=True, levers=Levers(decoder_sees_inputs=False)))
     assert not mismatched.table("subsets").rows
     assert any("different model configuration" in note and "decoder_sees_inputs" in note for note in mismatched.notes)
-    from mrsynth.cli.experiments import _report
-
     with pytest.raises(MrsynthError, match="produced no results: every method was skipped"):
         _report(mismatched)
     _report(again)  # an experiment with results is not an error

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from mrsynth.cli.app import DataOpt, DeviceOpt, FeaturesOpt, LayoutOpt, _contrasts, _size, app, with_levers
+from mrsynth.errors import MrsynthError
 
 if TYPE_CHECKING:
     from mrsynth.experiments import ExperimentResult
@@ -189,7 +190,5 @@ def _report(result: "ExperimentResult") -> None:
         typer.echo(f"note: {note}")
     typer.echo(f"report: {result.report}")
     if not any(item.table.rows for item in result.tables):
-        from mrsynth.errors import MrsynthError
-
         raise MrsynthError(f"the experiment in {result.out_dir} produced no results: every method was skipped "
                            "(the notes above say why)")
