@@ -13,7 +13,8 @@ from mrsynth.data.slices import concatenate
 from mrsynth.errors import CheckpointError, MrsynthError
 from mrsynth.model import ModelConfig
 from mrsynth.training import TrainConfig, kfold_subjects, load_checkpoint, split_subjects, train_model
-from mrsynth.training.batches import context_rows, drop_inputs
+from mrsynth.training.batches import context_rows, drop_inputs, iterate_batches
+from mrsynth.training.config import StandIn
 
 from toy import toy_slices
 
@@ -168,3 +169,69 @@ def test_resume_without_a_previous_run_is_an_error(tmp_path) -> None:
     with pytest.raises(MrsynthError, match="no run to continue"):
         train_model(slices, ModelConfig(inputs=slices.contrasts, target="flair", **TINY), quick_config(epochs=1),
                     tmp_path, resume=True)
+
+
+def _all_batches(slices, stand_in, rng_seed=0, world=1, rank=0, dropout=0.0):
+    rng = np.random.default_rng(rng_seed)
+    return list(iterate_batches(slices, np.arange(len(slices)), 8, torch.device("cpu"), rng, dropout,
+                                stand_in=stand_in, rank=rank, world=world))
+
+
+def test_stand_in_moves_the_source_image_into_the_missing_slot() -> None:
+    slices = toy_slices(missing={1: 1})  # subject 1 has t1 and dwi but no t2
+    lacking = ~slices.present[:, 1]
+    moved = seen = 0
+    for batch in _all_batches(slices, (0, 1, 1.0)):
+        images, present = batch.images.numpy(), batch.present.numpy()
+        rows = np.flatnonzero(~present[:, 0])  # the samples whose t1 moved
+        moved += len(rows)
+        seen += len(present)
+        assert (present[rows] == [False, True, True]).all()
+        np.testing.assert_array_equal(images[rows, 1], images[rows, 0])  # t1's image now sits in t2's slot
+        assert batch.available is None  # what the sample has after the move is what it shows
+    assert moved == lacking.sum() and seen == len(slices)  # probability 1: every eligible sample, no other
+    untouched = list(iterate_batches(slices, np.arange(len(slices)), 8, torch.device("cpu"), stand_in=(0, 1, 1.0)))
+    assert all(b.present.numpy()[:, 0].all() for b in untouched)  # evaluation (no rng) never moves inputs
+
+
+def test_stand_in_draws_per_sample_and_then_input_dropout_still_keeps_one() -> None:
+    slices = toy_slices(subjects=8, slices=40, missing={1: 1, 2: 1, 3: 1, 4: 1})  # 160 samples without t2
+    batches = _all_batches(slices, (0, 1, 0.5), dropout=0.5)
+    present = np.concatenate([b.present.numpy() for b in batches])
+    has = np.concatenate([(b.present if b.available is None else b.available).numpy() for b in batches])
+    assert present.any(axis=1).all() and not (present & ~has).any()
+    stood_in = (~has[:, 0] & has[:, 1]).sum()
+    assert 0.35 * 160 < stood_in < 0.65 * 160  # about half of the eligible samples, none of the others
+    assert (~has[:, 0]).sum() == stood_in and has.sum() == slices.present.sum()  # moved, not added or lost
+
+
+def test_stand_in_is_drawn_once_for_the_global_batch_of_every_rank() -> None:
+    slices = toy_slices(missing={1: 1, 2: 1})
+    single = _all_batches(slices, (0, 1, 0.5), rng_seed=4)
+    shares = [_all_batches(slices, (0, 1, 0.5), rng_seed=4, world=2, rank=r) for r in range(2)]
+    for whole, first, second in zip(single, *shares):
+        torch.testing.assert_close(torch.cat([first.images, second.images]), whole.images)
+        assert torch.equal(torch.cat([first.present, second.present]), whole.present)
+
+
+def test_stand_in_specs_parse_check_and_survive_the_checkpoint() -> None:
+    assert StandIn.parse("T1:t1ce") == StandIn("t1", "t1c", 0.5)
+    assert StandIn.parse("none") is None and StandIn.parse(None) is None and StandIn.parse("t1:t1c", 0.0) is None
+    for spec, message in (("t1", "SOURCE:TARGET"), ("t1:t1", "itself"), ("t1:foo", "unknown contrast 'foo'")):
+        with pytest.raises(ValueError, match=message):
+            StandIn.parse(spec)
+    with pytest.raises(ValueError, match="probability"):
+        StandIn("t1", "t1c", 1.5)
+    config = quick_config(stand_in=StandIn("t1", "t1c", 0.3))
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    assert quick_config().recipe_changes(config) == ["stand_in None -> {'source': 't1', 'target': 't1c', 'probability': 0.3}"]
+
+
+def test_a_stand_in_run_records_its_slices_and_names_a_contrast_the_model_lacks(tmp_path) -> None:
+    slices = toy_slices(missing={1: 1})
+    model = ModelConfig(inputs=slices.contrasts, target="flair", **TINY)
+    train_model(slices, model, quick_config(epochs=1, stand_in=StandIn("t1", "t2")), tmp_path / "run")
+    checkpoint, _ = load_checkpoint(tmp_path / "run" / "model.pt")
+    assert checkpoint.train_config.stand_in == StandIn("t1", "t2") and checkpoint.training_data["stand_in_slices"] > 0
+    with pytest.raises(MrsynthError, match=r"--stand-in t1:t1c: t1c is not among the model's inputs \(t1, t2, dwi\)"):
+        train_model(slices, model, quick_config(epochs=1, stand_in=StandIn("t1", "t1c")), tmp_path / "other")

@@ -88,14 +88,16 @@ SliceSmoothingOpt = Annotated[Optional[float], typer.Option("--slice-smoothing",
 CalibrateOpt = Annotated[Optional[bool], typer.Option("--calibrate-mean/--no-calibrate-mean", help="Synthesis rescales the output so that its brain mean equals the inputs' (needs mean input scaling) [default: the preset's; paper: off].")]
 ValFractionOpt = Annotated[Optional[float], typer.Option("--val-fraction", help="Fraction of (each fold's) training SUBJECTS held out for early stopping; 0 trains on all [default: the preset's].")]
 InputDropoutOpt = Annotated[Optional[float], typer.Option("--input-dropout", help="Probability of hiding each input per training sample [default: the preset's; paper: 0].")]
-
+StandInOpt = Annotated[Optional[str], typer.Option("--stand-in", metavar="SOURCE:TARGET", help="Where a training sample lacks TARGET but has SOURCE, move its SOURCE image into the TARGET slot with --stand-in-probability, so TARGET's encoder also learns from the subjects without it, e.g. t1:t1c; none: off [default: the preset's, none].")]
+StandInProbabilityOpt = Annotated[Optional[float], typer.Option("--stand-in-probability", min=0.0, max=1.0, help="Probability per eligible training sample of --stand-in [default: the preset's, 0.5].")]
 CrossSynthesisOpt = Annotated[Optional[float], typer.Option("--cross-synthesis", min=0.0, help="Weight of extra training-only decoders that synthesise every input contrast from the latents (Chartsias et al. 2018); 0 adds none [default: the preset's, 0].")]
 EnsembleOpt = Annotated[Optional[int], typer.Option("--ensemble", min=1, help="Train this many models per method, with seeds seed, seed+1, ..., and average them at synthesis; N times the training and synthesis time (train: members in OUT/member1, ..., their average in OUT/model.pt) [default: the preset's, 2 default, 1 paper].")]
 InputNormOpt = Annotated[Optional[str], typer.Option("--input-normalisation", help="Scale each input volume by its brain mean (mean, the paper's) or its 99th brain percentile (percentile); the target keeps the mean [default: the preset's].")]
 
 
 LEVER_OPTIONS = {"preset": (PresetOpt, "default"), "val_fraction": (ValFractionOpt, None),
-                 "input_dropout": (InputDropoutOpt, None), "augment": (AugmentOpt, None),
+                 "input_dropout": (InputDropoutOpt, None), "stand_in": (StandInOpt, None),
+                 "stand_in_probability": (StandInProbabilityOpt, None), "augment": (AugmentOpt, None),
                  "augment_flip_ap": (FlipApAugmentOpt, None), "augment_elastic": (ElasticAugmentOpt, None), "schedule": (ScheduleOpt, None),
                  "warmup_epochs": (WarmupOpt, None), "mse_weight": (MseWeightOpt, None),
                  "variance_weight": (VarianceWeightOpt, None), "individual_mse_weight": (IndividualMseOpt, None),
@@ -128,7 +130,8 @@ def with_levers(command: Callable[..., Any]) -> Callable[..., Any]:
                         test_time_flip_ap=given["test_time_flip_ap"], slice_smoothing=given["slice_smoothing"],
                         augment=given["augment"], augment_flip_ap=given["augment_flip_ap"], augment_elastic=given["augment_elastic"], schedule=given["schedule"], warmup_epochs=given["warmup_epochs"],
                         fused_mse=given["mse_weight"], val_fraction=given["val_fraction"],
-                        input_dropout=given["input_dropout"], input_normalisation=given["input_normalisation"],
+                        input_dropout=given["input_dropout"], stand_in=given["stand_in"],
+                        stand_in_probability=given["stand_in_probability"], input_normalisation=given["input_normalisation"],
                         latent_variance=given["variance_weight"], calibrate_mean=given["calibrate_mean"],
                         cross_synthesis=given["cross_synthesis"], individual_mse=given["individual_mse_weight"],
                         subset_fusion=given["subset_fusion_weight"],

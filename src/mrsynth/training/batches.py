@@ -19,7 +19,7 @@ class Batch:
 
     ``weight`` multiplies this share's mean loss so that averaging the ranks' gradients gives
     the global batch's mean (``len * world / global_len``); ``samples`` counts its real slices
-    (0 for the stand-in row a rank runs, with weight 0, when a small last batch leaves it none).
+    (0 for the placeholder row a rank runs, with weight 0, when a small last batch leaves it none).
     ``clean_images`` are the inputs before intensity augmentation (None: ``images`` are), the
     targets of a cross-synthesis model's input decoders; ``available`` marks the inputs each sample
     has before input dropout hid some (None: ``present``), all of which those decoders synthesise.
@@ -72,12 +72,31 @@ def drop_inputs(present: np.ndarray, probability: float, rng: np.random.Generato
     return keep
 
 
+def draw_stand_ins(present: np.ndarray, source: int, target: int, probability: float,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Which samples move their input ``source`` into the missing slot ``target``: (B,) bool.
+
+    Only samples that have ``source`` and lack ``target`` are eligible; each with ``probability``.
+    """
+    eligible = present[:, source] & ~present[:, target]
+    return eligible & (rng.random(len(present)) < probability)
+
+
+def move_inputs(present: np.ndarray, moved: np.ndarray, source: int, target: int) -> np.ndarray:
+    """``present`` with ``source`` marked missing and ``target`` present on the ``moved`` samples."""
+    present = present.copy()
+    present[moved, target] = True
+    present[moved, source] = False
+    return present
+
+
 def read_batch(slices: SliceSet, rows: np.ndarray, device: torch.device, neighbours: np.ndarray | None = None,
-               present: np.ndarray | None = None) -> Batch:
+               present: np.ndarray | None = None, stand_in: tuple[np.ndarray, int, int] | None = None) -> Batch:
     """Gather ``rows`` (sorted for memory-mapped reads) into tensors on ``device``.
 
     A ``present`` mask that hides inputs the slices have (input dropout) keeps their availability
-    in ``Batch.available``.
+    in ``Batch.available``. ``stand_in`` = (moved, source, target) copies input ``source`` into the
+    slot ``target`` on the ``moved`` rows (:func:`draw_stand_ins`), which then have ``target``, not ``source``.
     """
     if neighbours is not None and neighbours.shape[1] > 1:
         images = np.asarray(slices.inputs[neighbours[rows].ravel()])
@@ -85,6 +104,10 @@ def read_batch(slices: SliceSet, rows: np.ndarray, device: torch.device, neighbo
     else:
         images = np.asarray(slices.inputs[rows])
     available = np.asarray(slices.present[rows])
+    if stand_in is not None and stand_in[0].any():
+        moved, source, target = stand_in
+        images[moved, target] = images[moved, source]
+        available = move_inputs(available, moved, source, target)
     present = available if present is None else present
     target = np.asarray(slices.target[rows])[:, None]
     pin = device.type == "cuda"
@@ -106,8 +129,12 @@ def rank_share(count: int, rank: int, world: int) -> np.ndarray:
 def iterate_batches(slices: SliceSet, rows: np.ndarray, batch_size: int, device: torch.device,
                     rng: np.random.Generator | None = None, input_dropout: float = 0.0,
                     neighbours: np.ndarray | None = None, max_batches: int | None = None,
-                    rank: int = 0, world: int = 1) -> Iterator[Batch]:
+                    rank: int = 0, world: int = 1,
+                    stand_in: tuple[int, int, float] | None = None) -> Iterator[Batch]:
     """Yield batches over ``rows``; shuffled when ``rng`` is given, in order otherwise.
+
+    ``stand_in`` = (source, target, probability) moves input ``source`` into a missing ``target``
+    slot on randomly drawn samples (:func:`draw_stand_ins`; with ``rng`` only), before input dropout.
 
     With ``world > 1`` ranks, every rank draws the same permutation and input dropout (same
     ``rng`` seed) for each global batch of ``batch_size`` rows and yields only its own share of it
@@ -119,17 +146,24 @@ def iterate_batches(slices: SliceSet, rows: np.ndarray, batch_size: int, device:
             break
         chunk = np.sort(order[start : start + batch_size])
         present = np.asarray(slices.present[chunk])
+        moves = None
+        if rng is not None and stand_in is not None:
+            source, target, probability = stand_in
+            moved = draw_stand_ins(present, source, target, probability, rng)
+            present = move_inputs(present, moved, source, target)
+            moves = (moved, source, target)
         if rng is not None:
             present = drop_inputs(present, input_dropout, rng)
         if world == 1:
-            yield read_batch(slices, chunk, device, neighbours, present)
+            yield read_batch(slices, chunk, device, neighbours, present, moves)
             continue
         share = rank_share(len(chunk), rank, world)
-        if len(share) == 0:  # join the gradient all-reduce with a stand-in row that counts for nothing
-            stand_in = read_batch(slices, chunk[:1], device, neighbours, present[:1])
-            yield Batch(stand_in.images, stand_in.present, stand_in.target, weight=0.0, samples=0)
+        if len(share) == 0:  # join the gradient all-reduce with a placeholder row that counts for nothing
+            placeholder = read_batch(slices, chunk[:1], device, neighbours, present[:1])
+            yield Batch(placeholder.images, placeholder.present, placeholder.target, weight=0.0, samples=0)
             continue
-        batch = read_batch(slices, chunk[share], device, neighbours, present[share])
+        batch = read_batch(slices, chunk[share], device, neighbours, present[share],
+                           None if moves is None else (moves[0][share], *moves[1:]))
         batch.weight = len(share) * world / len(chunk)
         yield batch
 

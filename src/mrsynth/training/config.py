@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 import math
 from typing import Any, Literal
 
+from mrsynth.contrasts import canonical_contrast
 from mrsynth.model.config import LossWeights
 from mrsynth.training.augmentation import AugmentConfig
 
@@ -25,8 +26,43 @@ class SpeedSettings:
     cudnn_benchmark: bool = False  # cuDNN times its algorithms per convolution shape (CUDA only)
 
 
-RECIPE_FIELDS = ("batch_size", "learning_rate", "weight_decay", "seed", "input_dropout", "loss_weights", "schedule",
-                 "warmup_epochs", "augment")  # not val_fraction: a resumed run keeps its saved split
+RECIPE_FIELDS = ("batch_size", "learning_rate", "weight_decay", "seed", "input_dropout", "stand_in", "loss_weights",
+                 "schedule", "warmup_epochs", "augment")  # not val_fraction: a resumed run keeps its saved split
+
+
+@dataclass(frozen=True)
+class StandIn:
+    """One input contrast's images also train another contrast's encoder, where a sample lacks the other.
+
+    For a training sample that has ``source`` but not ``target``, with ``probability`` its
+    ``source`` image is moved into the ``target`` slot (``source`` then counts as missing): e.g.
+    ``t1`` standing in for ``t1c`` lets the T1c encoder see the subjects that have T1 only.
+    """
+
+    source: str
+    target: str
+    probability: float = 0.5
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "source", canonical_contrast(self.source))
+        object.__setattr__(self, "target", canonical_contrast(self.target))
+        if self.source == self.target:
+            raise ValueError(f"a contrast cannot stand in for itself ({self.source})")
+        if not 0.0 < self.probability <= 1.0:
+            raise ValueError(f"the stand-in probability must be in (0, 1], got {self.probability}")
+
+    @classmethod
+    def parse(cls, spec: str | None, probability: float = 0.5) -> "StandIn | None":
+        """``"t1:t1c"`` (T1 stands in for T1c) as a :class:`StandIn`; ``None``, ``""``, ``"none"`` or probability 0: none."""
+        if spec is None or spec.strip().lower() in ("", "none") or probability == 0:
+            return None
+        source, colon, target = spec.partition(":")
+        if not colon or not source.strip() or not target.strip():
+            raise ValueError(f"--stand-in must be SOURCE:TARGET, e.g. t1:t1c, not {spec!r}")
+        try:
+            return cls(source, target, probability)
+        except ValueError as error:
+            raise ValueError(f"--stand-in {spec}: {error}") from None
 
 
 @dataclass(frozen=True)
@@ -35,6 +71,8 @@ class TrainConfig:
 
     ``input_dropout`` is the probability of hiding each input contrast of a training sample
     (at least one is always kept); 0 reproduces the paper, which trains on every input.
+    ``stand_in`` (None in the paper) moves one contrast's images into another's missing slot
+    (:class:`StandIn`), drawn before input dropout.
 
     Speed settings change how, not what, is computed; ``None`` means the device's default
     ``schedule`` is the learning rate over epochs: ``constant`` (the paper) or ``cosine`` (decays
@@ -63,6 +101,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True
     input_dropout: float = 0.0
+    stand_in: StandIn | None = None
     max_batches_per_epoch: int | None = None
     loss_weights: LossWeights = field(default_factory=LossWeights)
     schedule: Schedule = "constant"
@@ -135,4 +174,6 @@ class TrainConfig:
             kwargs["loss_weights"] = LossWeights(**kwargs["loss_weights"])
         if isinstance(kwargs.get("augment"), dict):
             kwargs["augment"] = AugmentConfig.from_dict(kwargs["augment"])
+        if isinstance(kwargs.get("stand_in"), dict):
+            kwargs["stand_in"] = StandIn(**kwargs["stand_in"])
         return cls(**kwargs)

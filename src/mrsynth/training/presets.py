@@ -17,7 +17,7 @@ from mrsynth.data.preprocessing import PreprocessConfig
 from mrsynth.errors import MrsynthError
 from mrsynth.model.config import ModelConfig
 from mrsynth.training.augmentation import AugmentConfig
-from mrsynth.training.config import Schedule, TrainConfig
+from mrsynth.training.config import Schedule, StandIn, TrainConfig
 
 
 INPUT_NORMALISATIONS = ("mean", "percentile")
@@ -40,6 +40,8 @@ class Levers:
     fused_mse: float | None = None
     val_fraction: float | None = None
     input_dropout: float | None = None
+    stand_in: str | None = None  # "t1:t1c": T1 images also train the T1c encoder where T1c is missing ("none": off)
+    stand_in_probability: float | None = None  # probability per eligible training sample
     init_from: str | None = None  # "simulator", "none", or a model (see warm_start.resolve_init)
     input_normalisation: str | None = None  # "mean" (the paper's) or "percentile" (see data.preprocessing)
     latent_variance: float | None = None  # weight of the cost's latent-variance term (the paper's: 1)
@@ -82,6 +84,8 @@ class Preset:
                         cross_synthesis=bool(levers.cross_synthesis), decoder_sees_inputs=bool(levers.decoder_sees_inputs))
         train = replace(train, schedule=levers.schedule, warmup_epochs=levers.warmup_epochs, val_fraction=levers.val_fraction,
                         input_dropout=levers.input_dropout,
+                        stand_in=StandIn.parse(levers.stand_in, 0.5 if levers.stand_in_probability is None
+                                               else levers.stand_in_probability),
                         augment=replace(train.augment, enabled=bool(levers.augment), flip_ap=levers.augment_flip_ap,
                                         elastic=levers.augment_elastic),
                         loss_weights=replace(train.loss_weights, fused_mse=levers.fused_mse,
@@ -122,11 +126,11 @@ class Preset:
 
 PAPER = Preset("paper", "Joyce et al. 2017 as published: 2D, MAE cost, constant learning rate, early stopping, no augmentation",
                Levers(encoder_features=32, context_slices=0, test_time_flip=False, test_time_flip_ap=False, slice_smoothing=0.0, augment=False, augment_flip_ap=0.0, augment_elastic=0.0, schedule="constant", warmup_epochs=0, fused_mse=0.0,
-                      val_fraction=0.2, input_dropout=0.0, init_from="none", input_normalisation="mean", latent_variance=1.0,
+                      val_fraction=0.2, input_dropout=0.0, stand_in="none", stand_in_probability=0.5, init_from="none", input_normalisation="mean", latent_variance=1.0,
                       calibrate_mean=False, cross_synthesis=0.0, individual_mse=0.0, subset_fusion=0.0, decoder_sees_inputs=False, ensemble=1))
 DEFAULT = Preset("default", "the paper's model with the levers that helped in our ablation (README, 'Beyond the paper')",
                  Levers(encoder_features=16, context_slices=0, test_time_flip=True, test_time_flip_ap=True, slice_smoothing=1.5, augment=True, augment_flip_ap=0.5, augment_elastic=0.0, schedule="cosine", warmup_epochs=0, fused_mse=1.0,
-                        val_fraction=0.0, input_dropout=0.0, init_from="simulator", input_normalisation="mean",
+                        val_fraction=0.0, input_dropout=0.0, stand_in="none", stand_in_probability=0.5, init_from="simulator", input_normalisation="mean",
                         latent_variance=1.0, calibrate_mean=True, cross_synthesis=0.0, individual_mse=1.0, subset_fusion=1.0, decoder_sees_inputs=True, ensemble=2))
 PRESETS: dict[str, Preset] = {preset.name: preset for preset in (DEFAULT, PAPER)}
 

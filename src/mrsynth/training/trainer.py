@@ -29,7 +29,7 @@ from mrsynth.model.network import ExecutionOptions
 from mrsynth.training.augmentation import SliceAugmenter
 from mrsynth.training.batches import Batch, context_rows, iterate_batches, prefetch, rank_share
 from mrsynth.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from mrsynth.training.config import SpeedSettings, TrainConfig
+from mrsynth.training.config import SpeedSettings, StandIn, TrainConfig
 from mrsynth.training.distributed import (
     DistributedContext,
     all_reduce_sums,
@@ -193,6 +193,17 @@ def _check_same_subjects(last_path: Path, saved: list[str], now: tuple[str, ...]
                            "start a new run instead")
 
 
+def _stand_in_slots(stand_in: StandIn | None, inputs: tuple[str, ...]) -> tuple[int, int, float] | None:
+    """The input slots (source, target) of ``stand_in`` in a model of ``inputs``, and its probability."""
+    if stand_in is None:
+        return None
+    unknown = [c for c in (stand_in.source, stand_in.target) if c not in inputs]
+    if unknown:
+        raise MrsynthError(f"--stand-in {stand_in.source}:{stand_in.target}: {' and '.join(unknown)} "
+                           f"{'is' if len(unknown) == 1 else 'are'} not among the model's inputs ({', '.join(inputs)})")
+    return inputs.index(stand_in.source), inputs.index(stand_in.target), stand_in.probability
+
+
 def train_model(slices: SliceSet, model_config: ModelConfig, config: TrainConfig, run_dir: str | Path, *,
                 preprocess: dict[str, Any] | None = None, training_data: dict[str, Any] | None = None,
                 resume: bool = False, overwrite: bool = False, initial_state: dict[str, torch.Tensor] | None = None,
@@ -232,6 +243,7 @@ def _train(slices: SliceSet, model_config: ModelConfig, config: TrainConfig, run
         slices = slices.select_contrasts(model_config.inputs)
     if len(slices) == 0:
         raise MrsynthError("no training slices: no subject has any of the model's input contrasts")
+    stand_in = _stand_in_slots(config.stand_in, model_config.inputs)
     if any_rank(main and resume and not last_path.exists(), context, device):
         raise MrsynthError(f"--resume: {last_path} does not exist, so there is no run to continue")
     if any_rank(main and best_path.exists() and not (resume or overwrite), context, device):
@@ -290,6 +302,13 @@ def _train(slices: SliceSet, model_config: ModelConfig, config: TrainConfig, run
                  "input_dropout": config.input_dropout, "monitor": monitor}
     if context.enabled:
         data_info["world_size"] = context.world_size
+    if stand_in is not None:
+        source, target, _ = stand_in
+        present = np.asarray(slices.present[train_rows])
+        data_info["stand_in_slices"] = int((present[:, source] & ~present[:, target]).sum())
+        if main and not data_info["stand_in_slices"]:
+            log.warning("--stand-in %s:%s: no training slice has %s without %s, so the stand-in never applies",
+                        config.stand_in.source, config.stand_in.target, config.stand_in.source, config.stand_in.target)
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(
@@ -311,7 +330,8 @@ def _train(slices: SliceSet, model_config: ModelConfig, config: TrainConfig, run
         rng = np.random.default_rng([config.seed, epoch])
         sums, seen = dict.fromkeys(TERMS, 0.0), 0
         batches = iterate_batches(slices, train_rows, config.batch_size, device, rng, config.input_dropout,
-                                  neighbours, config.max_batches_per_epoch, rank=context.rank, world=context.world_size)
+                                  neighbours, config.max_batches_per_epoch, rank=context.rank, world=context.world_size,
+                                  stand_in=stand_in)
         if config.augment.enabled:  # seeded per epoch and rank, so that --resume replays the same draws
             batches = map(SliceAugmenter(config.augment, seed=(config.seed * 100003 + epoch) * 64 + context.rank), batches)
         if speed.prefetch:
