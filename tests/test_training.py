@@ -209,6 +209,7 @@ def test_stand_in_is_drawn_once_for_the_global_batch_of_every_rank() -> None:
     slices = toy_slices(missing={1: 1, 2: 1})
     single = _all_batches(slices, (0, 1, 0.5), rng_seed=4)
     shares = [_all_batches(slices, (0, 1, 0.5), rng_seed=4, world=2, rank=r) for r in range(2)]
+    assert any(not b.present[:, 0].all() for b in single)  # some samples did move
     for whole, first, second in zip(single, *shares):
         torch.testing.assert_close(torch.cat([first.images, second.images]), whole.images)
         assert torch.equal(torch.cat([first.present, second.present]), whole.present)
