@@ -72,14 +72,18 @@ def drop_inputs(present: np.ndarray, probability: float, rng: np.random.Generato
     return keep
 
 
+def stand_in_eligible(present: np.ndarray, source: int, target: int) -> np.ndarray:
+    """The samples that have input ``source`` and lack ``target``: (B,) bool."""
+    return present[:, source] & ~present[:, target]
+
+
 def draw_stand_ins(present: np.ndarray, source: int, target: int, probability: float,
                    rng: np.random.Generator) -> np.ndarray:
     """Which samples move their input ``source`` into the missing slot ``target``: (B,) bool.
 
-    Only samples that have ``source`` and lack ``target`` are eligible; each with ``probability``.
+    Each :func:`stand_in_eligible` sample with ``probability``.
     """
-    eligible = present[:, source] & ~present[:, target]
-    return eligible & (rng.random(len(present)) < probability)
+    return stand_in_eligible(present, source, target) & (rng.random(len(present)) < probability)
 
 
 def move_inputs(present: np.ndarray, moved: np.ndarray, source: int, target: int) -> np.ndarray:

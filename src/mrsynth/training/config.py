@@ -52,15 +52,18 @@ class StandIn:
             raise ValueError(f"the stand-in probability must be in (0, 1], got {self.probability}")
 
     @classmethod
-    def parse(cls, spec: str | None, probability: float = 0.5) -> "StandIn | None":
-        """``"t1:t1c"`` (T1 stands in for T1c) as a :class:`StandIn`; ``None``, ``""``, ``"none"`` or probability 0: none."""
+    def parse(cls, spec: str | None, probability: float | None = None) -> "StandIn | None":
+        """``"t1:t1c"`` (T1 stands in for T1c) as a :class:`StandIn`; ``None``, ``""``, ``"none"`` or probability 0: none.
+
+        ``probability`` None: the class's default.
+        """
         if spec is None or spec.strip().lower() in ("", "none") or probability == 0:
             return None
         source, colon, target = spec.partition(":")
         if not colon or not source.strip() or not target.strip():
             raise ValueError(f"--stand-in must be SOURCE:TARGET, e.g. t1:t1c, not {spec!r}")
         try:
-            return cls(source, target, probability)
+            return cls(source, target) if probability is None else cls(source, target, probability)
         except ValueError as error:
             raise ValueError(f"--stand-in {spec}: {error}") from None
 

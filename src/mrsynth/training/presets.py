@@ -84,8 +84,7 @@ class Preset:
                         cross_synthesis=bool(levers.cross_synthesis), decoder_sees_inputs=bool(levers.decoder_sees_inputs))
         train = replace(train, schedule=levers.schedule, warmup_epochs=levers.warmup_epochs, val_fraction=levers.val_fraction,
                         input_dropout=levers.input_dropout,
-                        stand_in=StandIn.parse(levers.stand_in, 0.5 if levers.stand_in_probability is None
-                                               else levers.stand_in_probability),
+                        stand_in=StandIn.parse(levers.stand_in, levers.stand_in_probability),
                         augment=replace(train.augment, enabled=bool(levers.augment), flip_ap=levers.augment_flip_ap,
                                         elastic=levers.augment_elastic),
                         loss_weights=replace(train.loss_weights, fused_mse=levers.fused_mse,

@@ -27,7 +27,7 @@ from mrsynth.errors import MrsynthError
 from mrsynth.model import PARTS, TERM_NAMES, LossTerms, LossWeights, ModelConfig, MultiInputSynthesisNet, synthesis_loss
 from mrsynth.model.network import ExecutionOptions
 from mrsynth.training.augmentation import SliceAugmenter
-from mrsynth.training.batches import Batch, context_rows, iterate_batches, prefetch, rank_share
+from mrsynth.training.batches import Batch, context_rows, iterate_batches, prefetch, rank_share, stand_in_eligible
 from mrsynth.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from mrsynth.training.config import SpeedSettings, StandIn, TrainConfig
 from mrsynth.training.distributed import (
@@ -304,8 +304,7 @@ def _train(slices: SliceSet, model_config: ModelConfig, config: TrainConfig, run
         data_info["world_size"] = context.world_size
     if stand_in is not None:
         source, target, _ = stand_in
-        present = np.asarray(slices.present[train_rows])
-        data_info["stand_in_slices"] = int((present[:, source] & ~present[:, target]).sum())
+        data_info["stand_in_slices"] = int(stand_in_eligible(np.asarray(slices.present[train_rows]), source, target).sum())
         if main and not data_info["stand_in_slices"]:
             log.warning("--stand-in %s:%s: no training slice has %s without %s, so the stand-in never applies",
                         config.stand_in.source, config.stand_in.target, config.stand_in.source, config.stand_in.target)
