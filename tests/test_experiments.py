@@ -23,6 +23,7 @@ from mrsynth.experiments.methods import Method, blend_predictor
 from mrsynth.experiments.single_input import single_input_methods
 from mrsynth.experiments.subsets import chosen_subsets, subset_methods
 from mrsynth.training import load_checkpoint
+from mrsynth.training.config import StandIn
 
 from toy import write_toy_nifti_dataset
 
@@ -204,12 +205,16 @@ def test_subsets_experiment_on_chosen_subsets_only(toy, capsys) -> None:
     out = root / "chosen"
     args = ["experiment", "subsets", "--data", str(manifest), "--inputs", "t1,t2,dwi", "--quick", "--size", "16x16",
             "--epochs", "1", "--folds", "2", "--fold", "1", "--baselines", "linear", "--ensemble", "1", "--no-figures",
-            *_cli_common(root)]
+            "--stand-in", "t1:t2", *_cli_common(root)]
     assert main([*args, "--subset", "t2+t1", "--subset", "dwi", "--subset", "t1+t2", "--out", str(out)]) == 0
     table = _report_rows(out / "report.md")
     assert table[""] == ["dwi", "t1+t2"]  # in the inputs' order, each once
     assert all(len(cells) == 2 and all(cells) for cells in table.values())
-    assert sorted(p.name for p in (out / "runs" / "fold1").glob("model-*")) == ["model-dwi", "model-t1+t2", "model-t1+t2+dwi"]
+    models = {p.name: p for p in (out / "runs" / "fold1").glob("model-*")}
+    assert sorted(models) == ["model-dwi", "model-t1+t2", "model-t1+t2+dwi"]
+    stand_ins = {name: load_checkpoint(path / "model.pt")[0].train_config.stand_in for name, path in models.items()}
+    assert stand_ins["model-dwi"] is None  # the one-per-subset model without T1 and T2 trains without the stand-in
+    assert stand_ins["model-t1+t2"] == stand_ins["model-t1+t2+dwi"] == StandIn("t1", "t2")
     assert json.loads((out / "settings.json").read_text())["subsets"] == [["dwi"], ["t1", "t2"]]  # as chosen
     assert "from the subsets dwi, t1+t2 of t1+t2+dwi" in (out / "report.md").read_text()
     assert main(["experiment", "single-input", "--data", str(manifest), "--subset", "t1", "--out", str(root / "si_subset"),

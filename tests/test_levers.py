@@ -17,7 +17,8 @@ from mrsynth.model import LossWeights, ModelConfig
 from mrsynth.training import TrainConfig, load_checkpoint, train_model
 from mrsynth.training.augmentation import AugmentConfig, SliceAugmenter
 from mrsynth.training.batches import Batch
-from mrsynth.training.presets import DEFAULT, PAPER, Levers, get_preset
+from mrsynth.training.config import StandIn
+from mrsynth.training.presets import DEFAULT, PAPER, Levers, Preset, get_preset
 
 from toy import toy_slices
 
@@ -446,3 +447,20 @@ def test_ensemble_size_is_the_presets_unless_given() -> None:
     assert DEFAULT.ensemble_size(Levers(ensemble=3)) == 3
     with pytest.raises(ValueError, match="at least 1 model"):
         PAPER.ensemble_size(Levers(ensemble=0))
+
+
+def test_a_presets_stand_in_acts_only_where_the_model_has_both_contrasts_and_the_users_must_fit() -> None:
+    def stand_in(preset, inputs, levers=None):
+        return preset.apply(ModelConfig(inputs=inputs, target="flair"), TrainConfig(), levers)[1].stand_in
+
+    assert stand_in(DEFAULT, ("t1", "t1c", "t2")) is None and stand_in(PAPER, ("t1", "t1c")) is None  # off in both
+    with_stand_in = Preset("with-stand-in", "the default, T1 standing in for T1c", replace(DEFAULT.levers, stand_in="t1:t1c"))
+    assert stand_in(with_stand_in, ("t1", "t1c", "t2")) == StandIn("t1", "t1c", 0.5)
+    assert stand_in(with_stand_in, ("t1", "t2")) is None and stand_in(with_stand_in, ("t1c",)) is None  # dropped, no error
+    assert stand_in(with_stand_in, ("t1", "t1c"), Levers(stand_in="none")) is None
+    assert stand_in(with_stand_in, ("t1", "t1c"), Levers(stand_in_probability=0.0)) is None
+    assert stand_in(PAPER, ("t2", "flair"), Levers(stand_in="t2:flair", stand_in_probability=1.0)) == StandIn("t2", "flair", 1.0)
+    with pytest.raises(MrsynthError, match=r"--stand-in t1:t1c: t1c is not among the model's inputs \(t1, t2\)"):
+        stand_in(DEFAULT, ("t1", "t2"), Levers(stand_in="t1:t1c"))  # the user's own: an error before any training
+    config = TrainConfig(stand_in=StandIn("t1", "t1c"))
+    assert config.for_inputs(("t1", "t1c")) is config and config.for_inputs(("t1", "t2")).stand_in is None

@@ -78,7 +78,7 @@ def _fit(method: Method, train: SliceSet, settings: RunSettings, run_dir: Path, 
     members = []
     for k in range(settings.ensemble):
         member_dir = Path(run_dir) if k == 0 else Path(f"{run_dir}-seed{k}")
-        train_config = replace(settings.train, seed=settings.train.seed + k)
+        train_config = replace(settings.train.for_inputs(method.inputs), seed=settings.train.seed + k)
         initial_state, training_data = None, {"subjects": list(train.subjects)}
         if method.initial is not None:  # member k of an ensemble starts from the source's member k
             source, _ = load_checkpoint(method.initial)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 import math
 from typing import Any, Literal
 
 from mrsynth.contrasts import canonical_contrast
+from mrsynth.errors import MrsynthError
 from mrsynth.model.config import LossWeights
 from mrsynth.training.augmentation import AugmentConfig
 
@@ -50,6 +51,17 @@ class StandIn:
             raise ValueError(f"a contrast cannot stand in for itself ({self.source})")
         if not 0.0 < self.probability <= 1.0:
             raise ValueError(f"the stand-in probability must be in (0, 1], got {self.probability}")
+
+    def fits(self, inputs: tuple[str, ...]) -> bool:
+        """Whether a model of ``inputs`` has both contrasts, so that this stand-in can act."""
+        return self.source in inputs and self.target in inputs
+
+    def require(self, inputs: tuple[str, ...]) -> None:
+        """Raise :class:`MrsynthError` naming the contrasts a model of ``inputs`` lacks for this stand-in."""
+        missing = [c for c in (self.source, self.target) if c not in inputs]
+        if missing:
+            raise MrsynthError(f"--stand-in {self.source}:{self.target}: {' and '.join(missing)} "
+                               f"{'is' if len(missing) == 1 else 'are'} not among the model's inputs ({', '.join(inputs)})")
 
     @classmethod
     def parse(cls, spec: str | None, probability: float | None = None) -> "StandIn | None":
@@ -161,6 +173,10 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def for_inputs(self, inputs: tuple[str, ...]) -> "TrainConfig":
+        """This config for a model of ``inputs``: a stand-in that needs a contrast the model lacks is dropped."""
+        return self if self.stand_in is None or self.stand_in.fits(inputs) else replace(self, stand_in=None)
 
     def recipe_changes(self, other: "TrainConfig") -> list[str]:
         """The settings that shape the optimisation (not length, device or speed) that differ in ``other``.

@@ -83,8 +83,7 @@ class Preset:
                         slice_smoothing=levers.slice_smoothing, calibrate_mean=self.calibrates(overrides),
                         cross_synthesis=bool(levers.cross_synthesis), decoder_sees_inputs=bool(levers.decoder_sees_inputs))
         train = replace(train, schedule=levers.schedule, warmup_epochs=levers.warmup_epochs, val_fraction=levers.val_fraction,
-                        input_dropout=levers.input_dropout,
-                        stand_in=StandIn.parse(levers.stand_in, levers.stand_in_probability),
+                        input_dropout=levers.input_dropout, stand_in=self.stand_in(model.inputs, overrides),
                         augment=replace(train.augment, enabled=bool(levers.augment), flip_ap=levers.augment_flip_ap,
                                         elastic=levers.augment_elastic),
                         loss_weights=replace(train.loss_weights, fused_mse=levers.fused_mse,
@@ -93,6 +92,20 @@ class Preset:
                                              individual_mse=levers.individual_mse,
                                              subset_fusion=levers.subset_fusion))
         return model, train
+
+    def stand_in(self, inputs: tuple[str, ...], overrides: Levers | None = None) -> StandIn | None:
+        """The stand-in for a model of ``inputs``: the user's, or the preset's where the model has both contrasts.
+
+        A preset's stand-in is dropped for a model without both of its contrasts; one the
+        user asked for that names a contrast the model lacks is an error (:class:`MrsynthError`).
+        """
+        levers = self.resolve(overrides)
+        stand_in = StandIn.parse(levers.stand_in, levers.stand_in_probability)
+        if stand_in is None or stand_in.fits(inputs):
+            return stand_in
+        if overrides is not None and overrides.stand_in is not None:
+            stand_in.require(inputs)
+        return None
 
     def ensemble_size(self, overrides: Levers | None = None) -> int:
         """How many models (seeds ``seed``, ``seed + 1``, ...) are trained and averaged; at least 1."""

@@ -197,10 +197,7 @@ def _stand_in_slots(stand_in: StandIn | None, inputs: tuple[str, ...]) -> tuple[
     """The input slots (source, target) of ``stand_in`` in a model of ``inputs``, and its probability."""
     if stand_in is None:
         return None
-    unknown = [c for c in (stand_in.source, stand_in.target) if c not in inputs]
-    if unknown:
-        raise MrsynthError(f"--stand-in {stand_in.source}:{stand_in.target}: {' and '.join(unknown)} "
-                           f"{'is' if len(unknown) == 1 else 'are'} not among the model's inputs ({', '.join(inputs)})")
+    stand_in.require(inputs)
     return inputs.index(stand_in.source), inputs.index(stand_in.target), stand_in.probability
 
 
